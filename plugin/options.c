@@ -1,0 +1,394 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *	  The pg_dts output plugin's options: parsed from a table at startup,
+ *	  rejecting unknown, repeated and malformed options before any change
+ *	  is decoded, and the table and message-prefix filters they define.
+ *
+ * plugin/options.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "nodes/parsenodes.h"
+#include "nodes/value.h"
+#include "parser/scansup.h"
+#include "utils/builtins.h"
+
+#include "pg_dts.h"
+
+#define DTS_BATCH_BYTES_DEFAULT (64 * 1024)
+#define DTS_BATCH_BYTES_MAX		(16 * 1024 * 1024)
+
+typedef void (*PgDtsOptionParser) (PgDtsOptions *opts, const char *name,
+								   const char *value);
+
+typedef struct PgDtsOptionDef
+{
+	const char *name;
+	PgDtsOptionParser parse;
+	const char *expected;		/* for the error hint */
+} PgDtsOptionDef;
+
+static void parse_proto_version(PgDtsOptions *opts, const char *name,
+								const char *value);
+static void parse_format(PgDtsOptions *opts, const char *name,
+						 const char *value);
+static void parse_batch_bytes(PgDtsOptions *opts, const char *name,
+							  const char *value);
+static void parse_streaming(PgDtsOptions *opts, const char *name,
+							const char *value);
+static void parse_origin(PgDtsOptions *opts, const char *name,
+						 const char *value);
+static void parse_messages(PgDtsOptions *opts, const char *name,
+						   const char *value);
+static void parse_message_prefixes(PgDtsOptions *opts, const char *name,
+								   const char *value);
+static void parse_include_tables(PgDtsOptions *opts, const char *name,
+								 const char *value);
+static void parse_exclude_tables(PgDtsOptions *opts, const char *name,
+								 const char *value);
+
+static const PgDtsOptionDef option_defs[] = {
+	{"proto_version", parse_proto_version, "1"},
+	{"format", parse_format, "\"binary\" or \"text\""},
+	{"batch_bytes", parse_batch_bytes, "an integer from 1 to 16777216"},
+	{"streaming", parse_streaming, "a Boolean value"},
+	{"origin", parse_origin, "\"any\" or \"none\""},
+	{"messages", parse_messages, "a Boolean value"},
+	{"message_prefixes", parse_message_prefixes,
+	"a comma-separated list of prefixes"},
+	{"include_tables", parse_include_tables,
+	"a comma-separated list of schema.table names, \"*\" allowed for either part"},
+	{"exclude_tables", parse_exclude_tables,
+	"a comma-separated list of schema.table names, \"*\" allowed for either part"},
+};
+
+#define NUM_OPTION_DEFS lengthof(option_defs)
+
+static void
+report_bad_value(const char *name, const char *value, const char *expected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value \"%s\" for pg_dts option \"%s\"",
+					value, name),
+			 errhint("The value of \"%s\" must be %s.", name, expected)));
+}
+
+static const PgDtsOptionDef *
+find_option(const char *name)
+{
+	for (int i = 0; i < NUM_OPTION_DEFS; i++)
+	{
+		if (strcmp(option_defs[i].name, name) == 0)
+			return &option_defs[i];
+	}
+	return NULL;
+}
+
+static char *
+option_names(void)
+{
+	StringInfoData names;
+
+	initStringInfo(&names);
+	for (int i = 0; i < NUM_OPTION_DEFS; i++)
+		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "",
+						 option_defs[i].name);
+	return names.data;
+}
+
+/*
+ * Parses the options given to the slot's decoding session into *opts,
+ * after setting the defaults.  Any problem is an ERROR naming the option.
+ */
+void
+pg_dts_parse_options(PgDtsOptions *opts, List *options)
+{
+	bool		seen[NUM_OPTION_DEFS] = {0};
+	ListCell   *lc;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->binary = true;
+	opts->batch_bytes = DTS_BATCH_BYTES_DEFAULT;
+	opts->messages = true;
+
+	foreach(lc, options)
+	{
+		DefElem    *elem = lfirst(lc);
+		const PgDtsOptionDef *def = find_option(elem->defname);
+		int			idx;
+
+		if (def == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized pg_dts option \"%s\"",
+							elem->defname),
+					 errhint("Valid options are: %s.", option_names())));
+		idx = def - option_defs;
+		if (seen[idx])
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("pg_dts option \"%s\" is given more than once",
+							elem->defname),
+					 errhint("Give each option at most once.")));
+		seen[idx] = true;
+		if (elem->arg == NULL || !IsA(elem->arg, String))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pg_dts option \"%s\" requires a value",
+							elem->defname),
+					 errhint("The value of \"%s\" must be %s.",
+							 def->name, def->expected)));
+		def->parse(opts, def->name, strVal(elem->arg));
+	}
+}
+
+static void
+parse_proto_version(PgDtsOptions *opts, const char *name, const char *value)
+{
+	if (strcmp(value, "1") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pg_dts frame format version \"%s\" is not supported",
+						value),
+				 errdetail("This server's pg_dts writes frame format version %d.",
+						   DTS_FRAME_VERSION),
+				 errhint("Upgrade the client, or request version %d.",
+						 DTS_FRAME_VERSION)));
+}
+
+static void
+parse_format(PgDtsOptions *opts, const char *name, const char *value)
+{
+	if (strcmp(value, "binary") == 0)
+		opts->binary = true;
+	else if (strcmp(value, "text") == 0)
+		opts->binary = false;
+	else
+		report_bad_value(name, value, find_option(name)->expected);
+}
+
+static void
+parse_batch_bytes(PgDtsOptions *opts, const char *name, const char *value)
+{
+	char	   *end;
+	long		n;
+
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' ||
+		n < 1 || n > DTS_BATCH_BYTES_MAX)
+		report_bad_value(name, value, find_option(name)->expected);
+	opts->batch_bytes = (int) n;
+}
+
+static bool
+parse_boolean_option(const char *name, const char *value)
+{
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		report_bad_value(name, value, find_option(name)->expected);
+	return result;
+}
+
+static void
+parse_streaming(PgDtsOptions *opts, const char *name, const char *value)
+{
+	opts->streaming = parse_boolean_option(name, value);
+}
+
+static void
+parse_messages(PgDtsOptions *opts, const char *name, const char *value)
+{
+	opts->messages = parse_boolean_option(name, value);
+}
+
+static void
+parse_origin(PgDtsOptions *opts, const char *name, const char *value)
+{
+	if (pg_strcasecmp(value, "any") == 0)
+		opts->skip_replayed = false;
+	else if (pg_strcasecmp(value, "none") == 0)
+		opts->skip_replayed = true;
+	else
+		report_bad_value(name, value, find_option(name)->expected);
+}
+
+static void
+parse_message_prefixes(PgDtsOptions *opts, const char *name,
+					   const char *value)
+{
+	char	   *copy = pstrdup(value);
+	char	   *tok;
+	char	   *save;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		char	   *prefix = tok;
+		char	   *end;
+
+		while (*prefix == ' ')
+			prefix++;
+		end = prefix + strlen(prefix);
+		while (end > prefix && end[-1] == ' ')
+			*--end = '\0';
+		if (*prefix == '\0')
+			report_bad_value(name, value, find_option(name)->expected);
+		opts->message_prefixes = lappend(opts->message_prefixes, prefix);
+	}
+	if (opts->message_prefixes == NIL)
+		report_bad_value(name, value, find_option(name)->expected);
+}
+
+/*
+ * Reads one identifier at *p: double-quoted (with "" for a quote, case
+ * kept), "*" (returns NULL), or bare (downcased, as PostgreSQL does).
+ * Returns false on a syntax error.
+ */
+static bool
+read_identifier(const char **p, char **ident)
+{
+	const char *s = *p;
+	StringInfoData buf;
+
+	while (*s == ' ')
+		s++;
+	if (*s == '*')
+	{
+		*ident = NULL;
+		*p = s + 1;
+		return true;
+	}
+	initStringInfo(&buf);
+	if (*s == '"')
+	{
+		for (s++;; s++)
+		{
+			if (*s == '\0')
+				return false;
+			if (*s == '"')
+			{
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+			appendStringInfoChar(&buf, *s);
+		}
+		s++;
+		if (buf.len == 0)
+			return false;
+	}
+	else
+	{
+		const char *start = s;
+		char	   *down;
+
+		while (*s && *s != '.' && *s != ',' && *s != ' ')
+			s++;
+		if (s == start)
+			return false;
+		down = downcase_identifier(start, s - start, false, false);
+		appendStringInfoString(&buf, down);
+	}
+	*ident = buf.data;
+	*p = s;
+	return true;
+}
+
+/* Parses "schema.table[, ...]" into a list of PgDtsTablePattern. */
+static List *
+parse_table_list(const char *name, const char *value)
+{
+	const char *p = value;
+	List	   *patterns = NIL;
+
+	for (;;)
+	{
+		PgDtsTablePattern *pat = palloc0(sizeof(PgDtsTablePattern));
+
+		if (!read_identifier(&p, &pat->schema) || *p != '.')
+			goto syntax_error;
+		p++;
+		if (!read_identifier(&p, &pat->table))
+			goto syntax_error;
+		patterns = lappend(patterns, pat);
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p != ',')
+			goto syntax_error;
+		p++;
+	}
+	return patterns;
+
+syntax_error:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid table list \"%s\" for pg_dts option \"%s\"",
+					value, name),
+			 errdetail("The list could not be read at \"%s\".", p),
+			 errhint("Give schema-qualified names separated by commas, such as public.orders, \"My Schema\".\"Order Lines\", sales.*.")));
+	return NIL;					/* keep compiler quiet */
+}
+
+static void
+parse_include_tables(PgDtsOptions *opts, const char *name, const char *value)
+{
+	opts->include_tables = parse_table_list(name, value);
+}
+
+static void
+parse_exclude_tables(PgDtsOptions *opts, const char *name, const char *value)
+{
+	opts->exclude_tables = parse_table_list(name, value);
+}
+
+static bool
+pattern_list_matches(List *patterns, const char *schema, const char *table)
+{
+	ListCell   *lc;
+
+	foreach(lc, patterns)
+	{
+		PgDtsTablePattern *pat = lfirst(lc);
+
+		if ((pat->schema == NULL || strcmp(pat->schema, schema) == 0) &&
+			(pat->table == NULL || strcmp(pat->table, table) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Does the relation schema.table pass include_tables and exclude_tables? */
+bool
+pg_dts_table_selected(const PgDtsOptions *opts, const char *schema,
+					  const char *table)
+{
+	if (opts->include_tables != NIL &&
+		!pattern_list_matches(opts->include_tables, schema, table))
+		return false;
+	return !pattern_list_matches(opts->exclude_tables, schema, table);
+}
+
+/* Does a logical message with this prefix pass messages/message_prefixes? */
+bool
+pg_dts_message_selected(const PgDtsOptions *opts, const char *prefix)
+{
+	ListCell   *lc;
+
+	if (!opts->messages)
+		return false;
+	if (opts->message_prefixes == NIL)
+		return true;
+	foreach(lc, opts->message_prefixes)
+	{
+		if (strcmp((const char *) lfirst(lc), prefix) == 0)
+			return true;
+	}
+	return false;
+}

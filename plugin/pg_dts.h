@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_dts.h
+ *	  Definitions shared by the files of the pg_dts output plugin: its
+ *	  options, its per-decoding-session state and its relation cache.
+ *
+ * plugin/pg_dts.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_DTS_PLUGIN_H
+#define PG_DTS_PLUGIN_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "replication/logical.h"
+#include "utils/rel.h"
+
+#include "pg_dts/frame.h"
+
+/* One entry of an include_tables / exclude_tables list; NULL = any ("*"). */
+typedef struct PgDtsTablePattern
+{
+	char	   *schema;
+	char	   *table;
+} PgDtsTablePattern;
+
+/* The plugin options of one decoding session (see options.c). */
+typedef struct PgDtsOptions
+{
+	bool		binary;			/* format=binary (default) or text */
+	int			batch_bytes;	/* flush a message once it is this big */
+	bool		streaming;		/* stream in-progress transactions */
+	bool		skip_replayed;	/* origin=none: drop replayed transactions */
+	bool		messages;		/* emit logical messages */
+	List	   *message_prefixes;	/* of char *; NIL = every prefix */
+	List	   *include_tables; /* of PgDtsTablePattern *; NIL = all */
+	List	   *exclude_tables; /* of PgDtsTablePattern * */
+} PgDtsOptions;
+
+/*
+ * How one column's values are written: the frame encoding plus the way we
+ * get there from a datum (a fast path that skips fmgr, or a call of the
+ * type's send or output function).
+ */
+typedef enum PgDtsValuePath
+{
+	PATH_INT2,					/* int16 datum -> svarint */
+	PATH_INT4,					/* int32 datum -> svarint */
+	PATH_INT8,					/* int64 datum -> svarint */
+	PATH_FLOAT4,				/* -> 4 big-endian bytes */
+	PATH_FLOAT8,				/* -> 8 big-endian bytes */
+	PATH_BYTE,					/* bool, "char" -> 1 byte */
+	PATH_VARLENA_BYTES,			/* text-like / bytea: the stored bytes */
+	PATH_JSONB_SEND,			/* jsonb_send image without fmgr */
+	PATH_JSONB_TEXT,			/* jsonb_out text without fmgr */
+	PATH_TEXT_INT2,				/* text format of integers without fmgr */
+	PATH_TEXT_INT4,
+	PATH_TEXT_INT8,
+	PATH_TEXT_BOOL,
+	PATH_SEND,					/* typsend through fmgr */
+	PATH_OUTPUT					/* typoutput through fmgr */
+} PgDtsValuePath;
+
+typedef struct PgDtsColumn
+{
+	int			attidx;			/* 0-based index into the tuple descriptor */
+	Oid			typoid;
+	int32		typmod;
+	int16		typlen;
+	bool		key;
+	char		encoding;		/* DtsValueEncoding */
+	PgDtsValuePath path;
+	FmgrInfo	func;			/* typsend / typoutput for the fmgr paths */
+} PgDtsColumn;
+
+/*
+ * What we know about one relation; kept across transactions, rebuilt
+ * after an invalidation (which only clears "valid").
+ */
+typedef struct PgDtsRelEntry
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	bool		publish;		/* passes include/exclude_tables */
+	bool		sent;			/* RELATION frame sent in this stream */
+	TransactionId stream_sent_xid;	/* ... or inside this streamed xact */
+	char		replident;
+	int			ncols;
+	int			nkeys;
+	PgDtsColumn *columns;
+	int			natts;			/* of the tuple descriptor */
+	Datum	   *values;			/* deform scratch, natts long */
+	bool	   *isnull;
+	char	   *status;			/* ncols long */
+	MemoryContext context;		/* holds everything above */
+} PgDtsRelEntry;
+
+/* The state of one decoding session (ctx->output_plugin_private). */
+typedef struct PgDtsData
+{
+	PgDtsOptions opts;
+	MemoryContext change_context;	/* reset after every change */
+	DtsWriteBuf buf;			/* the message being assembled */
+	DtsWriteBuf scratch;		/* a value whose length must precede it */
+	DtsWriteBuf jsonb_copy;		/* an aligned copy of a jsonb container */
+	bool		begin_pending;	/* a BEGIN is owed before the next change */
+	bool		in_stream;		/* between stream_start and stream_stop */
+	TransactionId stream_xid;	/* toplevel xid of the current stream block */
+	TransactionId stream_cur_xid;	/* last XID frame written in the block */
+} PgDtsData;
+
+/* options.c */
+extern void pg_dts_parse_options(PgDtsOptions *opts, List *options);
+extern bool pg_dts_table_selected(const PgDtsOptions *opts,
+								  const char *schema, const char *table);
+extern bool pg_dts_message_selected(const PgDtsOptions *opts,
+									const char *prefix);
+
+/* jsonb_text.c */
+extern void pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image);
+
+/* relcache.c */
+extern void pg_dts_relcache_init(void);
+extern void pg_dts_relcache_reset(void);
+extern PgDtsRelEntry *pg_dts_get_relentry(PgDtsData *data, Relation rel);
+extern void pg_dts_write_relation(PgDtsData *data, PgDtsRelEntry *entry,
+								  Relation rel);
+extern void pg_dts_write_tuple(PgDtsData *data, PgDtsRelEntry *entry,
+							   TupleDesc desc, HeapTuple tuple,
+							   bool key_only);
+
+#endif							/* PG_DTS_PLUGIN_H */
