@@ -54,6 +54,7 @@ typedef enum PgDtsValuePath
 	PATH_FLOAT8,				/* -> 8 big-endian bytes */
 	PATH_BYTE,					/* bool, "char" -> 1 byte */
 	PATH_VARLENA_BYTES,			/* text-like / bytea: the stored bytes */
+	PATH_NUMERIC_SEND,			/* numeric_send image without fmgr */
 	PATH_JSONB_SEND,			/* jsonb_send image without fmgr */
 	PATH_JSONB_TEXT,			/* jsonb_out text without fmgr */
 	PATH_TEXT_INT2,				/* text format of integers without fmgr */
@@ -121,6 +122,9 @@ extern bool pg_dts_message_selected(const PgDtsOptions *opts,
 
 /* jsonb_text.c */
 extern void pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image);
+
+/* numeric_image.c */
+extern void pg_dts_put_numeric_image(DtsWriteBuf *buf, Datum value);
 
 /* relcache.c */
 extern void pg_dts_relcache_init(void);

@@ -192,6 +192,10 @@ choose_value_path(PgDtsColumn *col, bool binary)
 				col->encoding = DTS_ENC_BINARY;
 				col->path = PATH_JSONB_SEND;
 				return;
+			case NUMERICOID:
+				col->encoding = DTS_ENC_BINARY;
+				col->path = PATH_NUMERIC_SEND;
+				return;
 			default:
 				break;
 		}
@@ -407,6 +411,9 @@ put_value(PgDtsData *data, PgDtsColumn *col, Datum value)
 
 				dts_put_string(buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 			}
+			break;
+		case PATH_NUMERIC_SEND:
+			pg_dts_put_numeric_image(buf, value);
 			break;
 		case PATH_JSONB_SEND:
 			pg_dts_put_jsonb(data, value, true);
