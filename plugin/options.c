@@ -331,7 +331,8 @@ syntax_error:
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid table list \"%s\" for pg_dts option \"%s\"",
 					value, name),
-			 errdetail("The list could not be read at \"%s\".", p),
+			 *p ? errdetail("The list could not be read at \"%s\".", p) :
+			 errdetail("The list ended where a name, \".\" or \"*\" was expected."),
 			 errhint("Give schema-qualified names separated by commas, such as public.orders, \"My Schema\".\"Order Lines\", sales.*.")));
 	return NIL;					/* keep compiler quiet */
 }

@@ -7,7 +7,7 @@ ALTER TABLE regress_ddl_t ADD COLUMN v text;
 INSERT INTO regress_ddl_t VALUES (1, 'after alter');
 DROP TABLE regress_ddl_t;
 SELECT f->>'kind' AS kind, f->>'table' AS tbl,
-       COALESCE(f->'new'->>'command_tag', f->'new'->>'v') AS what
+       COALESCE(f->'new'->>'tag', f->'new'->>'v') AS what
 FROM pg_logical_slot_peek_binary_changes('regress_ddl', NULL, NULL) p, dts.frames(p.data) f
 WHERE f->>'kind' IN ('insert');
 SELECT 'dropped' FROM pg_drop_replication_slot('regress_ddl');

@@ -17,7 +17,12 @@ FROM pg_logical_slot_peek_binary_changes('regress_ident', NULL, NULL,
 WHERE f->>'kind' IN ('insert', 'update', 'delete');
 SELECT count(*) AS changes
 FROM pg_logical_slot_peek_binary_changes('regress_ident', NULL, NULL,
-       'include_tables', '"odd schema".*') p, dts.frames(p.data) f
+       'include_tables', '"Odd Schema".*') p, dts.frames(p.data) f
+WHERE f->>'kind' IN ('insert', 'update', 'delete');
+-- quoted names are case-sensitive, bare names are folded to lower case
+SELECT count(*) AS changes
+FROM pg_logical_slot_peek_binary_changes('regress_ident', NULL, NULL,
+       'include_tables', '"odd schema".*, Odd.*') p, dts.frames(p.data) f
 WHERE f->>'kind' IN ('insert', 'update', 'delete');
 SELECT 'dropped' FROM pg_drop_replication_slot('regress_ident');
 DROP SCHEMA "Odd Schema" CASCADE;

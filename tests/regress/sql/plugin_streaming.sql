@@ -14,6 +14,8 @@ COMMIT;
 BEGIN;
 INSERT INTO regress_stream SELECT i, repeat('q', 100) FROM generate_series(5001, 8000) i;
 ROLLBACK;
+-- an abort record is not flushed at once; a commit that wrote WAL flushes it
+CREATE TEMP TABLE flush_wal (x int);
 
 -- streamed: several stream blocks, then stream_commit; the aborted
 -- subtransaction and the rolled back transaction are reported as aborts

@@ -6,9 +6,10 @@ SELECT 'init' FROM pg_create_logical_replication_slot('regress_trunc', 'pg_dts')
 INSERT INTO regress_trunc_a VALUES (1);
 TRUNCATE regress_trunc_a CASCADE;
 TRUNCATE regress_trunc_b RESTART IDENTITY;
-SELECT 'msg' FROM pg_logical_emit_message(true, 'dts.test', 'transactional payload');
 SELECT 'msg' FROM pg_logical_emit_message(false, 'other', 'non-transactional');
 SELECT 'msg' FROM pg_logical_emit_message(false, 'dts.bin', '\x00ff01'::bytea);
+-- (non-transactional messages are not flushed at once: this commit flushes them)
+SELECT 'msg' FROM pg_logical_emit_message(true, 'dts.test', 'transactional payload');
 
 SELECT f->>'kind' AS kind, f->'relations' AS relations, f->'cascade' AS cascade,
        f->'restart_identity' AS restart_identity, f->'transactional' AS transactional,

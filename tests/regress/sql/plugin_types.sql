@@ -69,13 +69,15 @@ FROM pg_logical_slot_peek_binary_changes('regress_types', NULL, NULL, 'format', 
 WHERE f->>'kind' = 'insert'
 ORDER BY 1, col;
 
--- every value equals the table's own text form, in both formats
+-- every value equals the text its type's output function gives, in both
+-- formats (format('%s') calls the output function; NULL stays NULL)
 CREATE FUNCTION pg_temp.column_text(row_id int, col name) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     result text;
 BEGIN
-    EXECUTE format('SELECT %I::text FROM regress_types WHERE id = $1', col)
+    EXECUTE format('SELECT CASE WHEN num_nulls(%1$I) = 1 THEN NULL ELSE format(''%%s'', %1$I) END '
+                   'FROM regress_types WHERE id = $1', col)
         INTO result USING row_id;
     RETURN result;
 END $$;
