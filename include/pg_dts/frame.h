@@ -168,6 +168,8 @@ dts_put_svarint(DtsWriteBuf *buf, int64_t v)
 static inline void
 dts_put_raw(DtsWriteBuf *buf, const void *src, size_t len)
 {
+	if (len == 0)
+		return;					/* src may be NULL then; memcpy forbids it */
 	dts_reserve(buf, len);
 	memcpy(buf->data + buf->len, src, len);
 	buf->len += len;
@@ -401,6 +403,9 @@ extern size_t dts_value_image(const DtsValue *value, uint8_t *out,
 
 /* CRC-32C (Castagnoli), as used in the message trailer. */
 extern uint32_t dts_crc32c(uint32_t crc, const void *data, size_t len);
+/* The same, always by the portable table code (for tests and benchmarks). */
+extern uint32_t dts_crc32c_portable(uint32_t crc, const void *data,
+									size_t len);
 
 #define DTS_CRC32C_INIT 0xFFFFFFFFu
 #define DTS_CRC32C_FINAL(crc) ((crc) ^ 0xFFFFFFFFu)
