@@ -81,10 +81,27 @@ $(BUILD)/fe/%.o: common/%.c $(DTS_HEADERS)
 	@mkdir -p $(@D)
 	$(FE_CC) $(FE_CPPFLAGS) $(FE_CFLAGS) -c -o $@ $<
 
-$(BUILD)/test_%: tests/unit/test_%.c $(FE_OBJS) $(DTS_HEADERS)
+# A test may need more than common/*.c: its first line says so, as
+#   /* unit-test-sources: shipper/task.c; unit-test-libs: jansson libpq */
+# (libs are pkg-config names; "libpq" also works without pkg-config).
+unit_meta = $(shell sed -n '1s/.*$(1): *\([^;*]*\).*/\1/p' $(2))
+unit_sources = $(call unit_meta,unit-test-sources,tests/unit/$(1).c)
+unit_libs = $(foreach l,$(call unit_meta,unit-test-libs,tests/unit/$(1).c),\
+	$(if $(filter libpq,$(l)),-L$(libdir) -lpq,$(shell pkg-config --libs $(l))))
+unit_cflags = $(foreach l,$(filter-out libpq,$(call unit_meta,unit-test-libs,tests/unit/$(1).c)),\
+	$(shell pkg-config --cflags $(l)))
+
+.SECONDEXPANSION:
+$(BUILD)/test_%: tests/unit/test_%.c $(FE_OBJS) $(DTS_HEADERS) \
+		$$(call unit_sources,test_$$*) $$(wildcard shipper/*.h shipper/*/*.h)
 	@mkdir -p $(@D)
-	$(FE_CC) $(FE_CPPFLAGS) -g -O2 $(WARN_FLAGS) $(CHECK_CFLAGS) -o $@ $< \
-		$(FE_OBJS) $(CHECK_LIBS)
+	$(FE_CC) $(FE_CPPFLAGS) -I$(srcdir)/shipper -g -O2 $(WARN_FLAGS) \
+		$(CHECK_CFLAGS) $(call unit_cflags,test_$*) -o $@ $< \
+		$(call unit_sources,test_$*) $(FE_OBJS) \
+		$(call unit_libs,test_$*) $(CHECK_LIBS)
+
+# The server module's objects depend on the shared headers too.
+$(OBJS): $(DTS_HEADERS) $(wildcard plugin/*.h)
 
 .PHONY: unit-build unit regress tap test demo bench deps deps-bench summary
 

@@ -5,16 +5,25 @@
  *	  rejecting unknown, repeated and malformed options before any change
  *	  is decoded, and the table and message-prefix filters they define.
  *
+ * table_rules, a JSON array, is read with the server's own JSON parser
+ * (first for the syntax, whose errors it words best, then into jsonb to
+ * walk it); the row filters in it are only parsed here, and analyzed
+ * against their tables in rowfilter.c when a table's first change comes.
+ *
  * plugin/options.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "nodes/parsenodes.h"
 #include "nodes/value.h"
 #include "parser/scansup.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
 
 #include "pg_dts.h"
 
@@ -49,6 +58,8 @@ static void parse_include_tables(PgDtsOptions *opts, const char *name,
 								 const char *value);
 static void parse_exclude_tables(PgDtsOptions *opts, const char *name,
 								 const char *value);
+static void parse_table_rules(PgDtsOptions *opts, const char *name,
+							  const char *value);
 
 static const PgDtsOptionDef option_defs[] = {
 	{"proto_version", parse_proto_version, "1"},
@@ -63,6 +74,8 @@ static const PgDtsOptionDef option_defs[] = {
 	"a comma-separated list of schema.table names, \"*\" allowed for either part"},
 	{"exclude_tables", parse_exclude_tables,
 	"a comma-separated list of schema.table names, \"*\" allowed for either part"},
+	{"table_rules", parse_table_rules,
+	"a JSON array of objects such as [{\"schema\": \"public\", \"table\": \"orders\", \"where\": \"amount > 0\", \"dml\": [\"insert\", \"update\"], \"columns\": [\"id\", \"amount\"]}], in which only \"schema\" is required"},
 };
 
 #define NUM_OPTION_DEFS lengthof(option_defs)
@@ -348,6 +361,249 @@ parse_exclude_tables(PgDtsOptions *opts, const char *name, const char *value)
 {
 	opts->exclude_tables = parse_table_list(name, value);
 }
+
+/* ----------------------------------------------------------------
+ *		table_rules
+ * ----------------------------------------------------------------
+ */
+
+/* Reports a table_rules value that is not what we expect; detail says why. */
+static void
+report_bad_rules(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for pg_dts option \"table_rules\""),
+			 errdetail("%s", detail),
+			 errhint("The value of \"table_rules\" must be %s.",
+					 find_option("table_rules")->expected)));
+}
+
+/* The JSON string v, as a NUL-terminated copy; errors if it is not one. */
+static char *
+rule_string(const JsonbValue *v, int index, const char *key)
+{
+	char	   *str;
+
+	if (v->type != jbvString)
+		report_bad_rules(psprintf("In table_rules[%d], key \"%s\" is not a string.",
+								  index, key));
+	str = pnstrdup(v->val.string.val, v->val.string.len);
+	if (str[0] == '\0')
+		report_bad_rules(psprintf("In table_rules[%d], key \"%s\" is an empty string.",
+								  index, key));
+	return str;
+}
+
+/* The JSON array of strings v, as a List of char *, without duplicates. */
+static List *
+rule_string_list(const JsonbValue *v, int index, const char *key)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	elem;
+	List	   *list = NIL;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		report_bad_rules(psprintf("In table_rules[%d], key \"%s\" is not an array of strings.",
+								  index, key));
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		char	   *str;
+		ListCell   *lc;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (elem.type != jbvString)
+			report_bad_rules(psprintf("In table_rules[%d], key \"%s\" is not an array of strings.",
+									  index, key));
+		str = rule_string(&elem, index, key);
+		foreach(lc, list)
+		{
+			if (strcmp(lfirst(lc), str) == 0)
+				report_bad_rules(psprintf("In table_rules[%d], key \"%s\" lists \"%s\" twice.",
+										  index, key, str));
+		}
+		list = lappend(list, str);
+	}
+	return list;
+}
+
+/* The PGDTS_DML_* bits of a "dml" array. */
+static uint8
+rule_dml(const JsonbValue *v, int index)
+{
+	static const struct
+	{
+		const char *word;
+		uint8		bit;
+	}			words[] = {
+		{"insert", PGDTS_DML_INSERT},
+		{"update", PGDTS_DML_UPDATE},
+		{"delete", PGDTS_DML_DELETE},
+		{"truncate", PGDTS_DML_TRUNCATE},
+	};
+	uint8		dml = 0;
+	ListCell   *lc;
+
+	foreach(lc, rule_string_list(v, index, "dml"))
+	{
+		const char *word = lfirst(lc);
+		int			i;
+
+		for (i = 0; i < lengthof(words); i++)
+		{
+			if (strcmp(words[i].word, word) == 0)
+				break;
+		}
+		if (i == lengthof(words))
+			report_bad_rules(psprintf("In table_rules[%d], key \"dml\" has the unknown word \"%s\"; the words are insert, update, delete and truncate.",
+									  index, word));
+		dml |= words[i].bit;
+	}
+	if (dml == 0)
+		report_bad_rules(psprintf("In table_rules[%d], key \"dml\" is an empty array, which would publish nothing.",
+								  index));
+	return dml;
+}
+
+/* Reads element index of the array, v, into a new rule. */
+static PgDtsTableRule *
+parse_rule(const JsonbValue *v, int index)
+{
+	PgDtsTableRule *rule = palloc0(sizeof(PgDtsTableRule));
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	key;
+	JsonbValue	val;
+
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		report_bad_rules(psprintf("table_rules[%d] is not an object.", index));
+	rule->index = index;
+	rule->dml = PGDTS_DML_ALL;
+	rule->all_columns = true;
+
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		char	   *name;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(key.val.string.val, key.val.string.len);
+		tok = JsonbIteratorNext(&it, &val, true);
+		Assert(tok == WJB_VALUE);
+		if (strcmp(name, "schema") == 0)
+			rule->schema = rule_string(&val, index, name);
+		else if (strcmp(name, "table") == 0)
+			rule->table = rule_string(&val, index, name);
+		else if (strcmp(name, "where") == 0)
+		{
+			rule->where = rule_string(&val, index, name);
+			rule->where_raw = pg_dts_rowfilter_parse(rule->where, index);
+		}
+		else if (strcmp(name, "dml") == 0)
+			rule->dml = rule_dml(&val, index);
+		else if (strcmp(name, "columns") == 0)
+		{
+			rule->columns = rule_string_list(&val, index, name);
+			rule->all_columns = false;
+		}
+		else
+			report_bad_rules(psprintf("table_rules[%d] has the unknown key \"%s\"; the keys are schema, table, where, dml and columns.",
+									  index, name));
+	}
+	if (rule->schema == NULL)
+		report_bad_rules(psprintf("table_rules[%d] has no key \"schema\".",
+								  index));
+	return rule;
+}
+
+static void
+parse_table_rules(PgDtsOptions *opts, const char *name, const char *value)
+{
+	JsonLexContext *lex;
+	JsonParseErrorType jerr;
+	Jsonb	   *jb;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	elem;
+	int			index = 0;
+	ListCell   *lc;
+
+	/* the syntax first, for an error that says what is wrong where */
+	lex = makeJsonLexContextCstringLen(pstrdup(value), strlen(value),
+									   GetDatabaseEncoding(), true);
+	jerr = pg_parse_json(lex, &nullSemAction);
+	if (jerr != JSON_SUCCESS)
+		report_bad_rules(psprintf("The value is not valid JSON: %s",
+								  json_errdetail(jerr, lex)));
+
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(value)));
+	if (JB_ROOT_IS_SCALAR(jb) || !JB_ROOT_IS_ARRAY(jb))
+		report_bad_rules("The value is not a JSON array.");
+
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		PgDtsTableRule *rule;
+
+		if (tok != WJB_ELEM)
+			continue;
+		rule = parse_rule(&elem, index++);
+
+		foreach(lc, opts->table_rules)
+		{
+			PgDtsTableRule *other = lfirst(lc);
+
+			if (strcmp(other->schema, rule->schema) != 0)
+				continue;
+			if (rule->table == NULL && other->table == NULL)
+				report_bad_rules(psprintf("table_rules[%d] and table_rules[%d] are both for schema \"%s\".",
+										  other->index, rule->index,
+										  rule->schema));
+			if (rule->table != NULL && other->table != NULL &&
+				strcmp(rule->table, other->table) == 0)
+				report_bad_rules(psprintf("table_rules[%d] and table_rules[%d] are both for table \"%s\".\"%s\".",
+										  other->index, rule->index,
+										  rule->schema, rule->table));
+		}
+		opts->table_rules = lappend(opts->table_rules, rule);
+	}
+	if (opts->table_rules == NIL)
+		report_bad_rules("The array is empty, which would publish no table.");
+}
+
+/*
+ * The table rule for schema.table: the one naming the table, else the one
+ * for its whole schema, else NULL.
+ */
+const PgDtsTableRule *
+pg_dts_find_table_rule(const PgDtsOptions *opts, const char *schema,
+					   const char *table)
+{
+	const PgDtsTableRule *schema_rule = NULL;
+	ListCell   *lc;
+
+	foreach(lc, opts->table_rules)
+	{
+		const PgDtsTableRule *rule = lfirst(lc);
+
+		if (strcmp(rule->schema, schema) != 0)
+			continue;
+		if (rule->table == NULL)
+			schema_rule = rule;
+		else if (strcmp(rule->table, table) == 0)
+			return rule;
+	}
+	return schema_rule;
+}
+
+/* ----------------------------------------------------------------
+ *		Table and message filters
+ * ----------------------------------------------------------------
+ */
 
 static bool
 pattern_list_matches(List *patterns, const char *schema, const char *table)

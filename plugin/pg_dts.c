@@ -260,7 +260,7 @@ pg_dts_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 /* Writes the old-tuple marker and, if any, the old tuple. */
 static void
 write_old_tuple(PgDtsData *data, PgDtsRelEntry *entry, TupleDesc desc,
-				ReorderBufferTupleBuf *oldtuple)
+				HeapTuple oldtuple)
 {
 	bool		key_only;
 
@@ -271,7 +271,7 @@ write_old_tuple(PgDtsData *data, PgDtsRelEntry *entry, TupleDesc desc,
 	}
 	key_only = entry->replident != REPLICA_IDENTITY_FULL && entry->nkeys > 0;
 	dts_put_byte(&data->buf, key_only ? DTS_OLD_KEY : DTS_OLD_FULL);
-	pg_dts_write_tuple(data, entry, desc, &oldtuple->tuple, key_only);
+	pg_dts_write_tuple(data, entry, desc, oldtuple, key_only);
 }
 
 static void
@@ -283,6 +283,8 @@ pg_dts_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext oldcxt;
 	DtsFrameKind kind;
+	HeapTuple	oldtuple;
+	HeapTuple	newtuple;
 	size_t		at;
 
 	switch (change->action)
@@ -303,8 +305,22 @@ pg_dts_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	entry = pg_dts_get_relentry(data, rel);
 	if (!entry->publish)
 		return;
+	oldtuple = change->data.tp.oldtuple ?
+		&change->data.tp.oldtuple->tuple : NULL;
+	newtuple = change->data.tp.newtuple ?
+		&change->data.tp.newtuple->tuple : NULL;
 
 	oldcxt = MemoryContextSwitchTo(data->change_context);
+
+	/* a table rule's "dml" and "where"; may make an UPDATE another kind */
+	if (entry->restricted &&
+		!pg_dts_rule_filter_change(entry, &kind, &oldtuple, &newtuple))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(data->change_context);
+		return;
+	}
+
 	prepare_change(data, txn, change->txn->xid);
 	ensure_relation_sent(data, entry, rel);
 
@@ -312,16 +328,14 @@ pg_dts_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	switch (kind)
 	{
 		case DTS_FRAME_INSERT:
-			pg_dts_write_tuple(data, entry, desc,
-							   &change->data.tp.newtuple->tuple, false);
+			pg_dts_write_tuple(data, entry, desc, newtuple, false);
 			break;
 		case DTS_FRAME_UPDATE:
-			write_old_tuple(data, entry, desc, change->data.tp.oldtuple);
-			pg_dts_write_tuple(data, entry, desc,
-							   &change->data.tp.newtuple->tuple, false);
+			write_old_tuple(data, entry, desc, oldtuple);
+			pg_dts_write_tuple(data, entry, desc, newtuple, false);
 			break;
 		default:
-			write_old_tuple(data, entry, desc, change->data.tp.oldtuple);
+			write_old_tuple(data, entry, desc, oldtuple);
 			break;
 	}
 	dts_frame_finish(&data->buf, at);
@@ -348,7 +362,7 @@ pg_dts_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	{
 		PgDtsRelEntry *entry = pg_dts_get_relentry(data, relations[i]);
 
-		if (!entry->publish)
+		if (!entry->publish || !(entry->dml & PGDTS_DML_TRUNCATE))
 			continue;
 		if (nselected == 0)
 			prepare_change(data, txn, change->txn->xid);

@@ -27,6 +27,29 @@ typedef struct PgDtsTablePattern
 	char	   *table;
 } PgDtsTablePattern;
 
+/* The kinds of change a table rule publishes (PgDtsTableRule.dml). */
+#define PGDTS_DML_INSERT	0x01
+#define PGDTS_DML_UPDATE	0x02
+#define PGDTS_DML_DELETE	0x04
+#define PGDTS_DML_TRUNCATE	0x08
+#define PGDTS_DML_ALL		0x0F
+
+/*
+ * One element of the table_rules option: which tables it is for, and the
+ * kinds of change, rows ("where") and columns of them that are published.
+ */
+typedef struct PgDtsTableRule
+{
+	int			index;			/* position in the JSON array, for messages */
+	char	   *schema;
+	char	   *table;			/* NULL = every table of the schema */
+	char	   *where;			/* row filter as given; NULL = every row */
+	Node	   *where_raw;		/* ... its raw parse tree */
+	uint8		dml;			/* PGDTS_DML_* */
+	bool		all_columns;	/* no "columns" key */
+	List	   *columns;		/* of char *, when !all_columns */
+} PgDtsTableRule;
+
 /* The plugin options of one decoding session (see options.c). */
 typedef struct PgDtsOptions
 {
@@ -38,6 +61,7 @@ typedef struct PgDtsOptions
 	List	   *message_prefixes;	/* of char *; NIL = every prefix */
 	List	   *include_tables; /* of PgDtsTablePattern *; NIL = all */
 	List	   *exclude_tables; /* of PgDtsTablePattern * */
+	List	   *table_rules;	/* of PgDtsTableRule *; NIL = no rules */
 } PgDtsOptions;
 
 /*
@@ -77,6 +101,9 @@ typedef struct PgDtsColumn
 	FmgrInfo	func;			/* typsend / typoutput for the fmgr paths */
 } PgDtsColumn;
 
+/* A table rule's row filter, prepared for its table (rowfilter.c). */
+typedef struct PgDtsRowFilter PgDtsRowFilter;
+
 /*
  * What we know about one relation; kept across transactions, rebuilt
  * after an invalidation (which only clears "valid").
@@ -85,7 +112,10 @@ typedef struct PgDtsRelEntry
 {
 	Oid			relid;			/* hash key */
 	bool		valid;
-	bool		publish;		/* passes include/exclude_tables */
+	bool		publish;		/* passes include/exclude_tables and rules */
+	bool		restricted;		/* a table rule limits its kinds or rows */
+	uint8		dml;			/* PGDTS_DML_* kinds published */
+	PgDtsRowFilter *rowfilter;	/* the rule's "where", or NULL */
 	bool		sent;			/* RELATION frame sent in this stream */
 	TransactionId stream_sent_xid;	/* ... or inside this streamed xact */
 	char		replident;
@@ -119,6 +149,9 @@ extern bool pg_dts_table_selected(const PgDtsOptions *opts,
 								  const char *schema, const char *table);
 extern bool pg_dts_message_selected(const PgDtsOptions *opts,
 									const char *prefix);
+extern const PgDtsTableRule *pg_dts_find_table_rule(const PgDtsOptions *opts,
+													const char *schema,
+													const char *table);
 
 /* jsonb_text.c */
 extern void pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image);
@@ -135,5 +168,18 @@ extern void pg_dts_write_relation(PgDtsData *data, PgDtsRelEntry *entry,
 extern void pg_dts_write_tuple(PgDtsData *data, PgDtsRelEntry *entry,
 							   TupleDesc desc, HeapTuple tuple,
 							   bool key_only);
+
+/* rowfilter.c */
+extern Node *pg_dts_rowfilter_parse(const char *where, int index);
+extern Bitmapset *pg_dts_rule_columns(const PgDtsTableRule *rule,
+									  Relation rel, const char *schema);
+extern PgDtsRowFilter *pg_dts_rowfilter_build(const PgDtsTableRule *rule,
+											  Relation rel,
+											  const char *schema);
+extern void pg_dts_rowfilter_free(PgDtsRowFilter *filter);
+extern bool pg_dts_rule_filter_change(PgDtsRelEntry *entry,
+									  DtsFrameKind *kind,
+									  HeapTuple *oldtuple,
+									  HeapTuple *newtuple);
 
 #endif							/* PG_DTS_PLUGIN_H */

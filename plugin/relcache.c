@@ -71,6 +71,8 @@ pg_dts_relcache_init(void)
 {
 	HASHCTL		ctl;
 
+	/* a session that ended in an ERROR did not empty it */
+	pg_dts_relcache_reset();
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(PgDtsRelEntry);
 	ctl.hcxt = CacheMemoryContext;
@@ -97,6 +99,7 @@ pg_dts_relcache_reset(void)
 	hash_seq_init(&status, RelEntries);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
+		pg_dts_rowfilter_free(entry->rowfilter);
 		if (entry->context != NULL)
 			MemoryContextDelete(entry->context);
 	}
@@ -249,10 +252,19 @@ build_entry(PgDtsData *data, PgDtsRelEntry *entry, Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext oldcxt;
 	Bitmapset  *keys;
+	Bitmapset  *selected = NULL;
+	const PgDtsTableRule *rule = NULL;
 	char	   *schema;
 
+	/* an ERROR below leaves the entry invalid and empty, not half-built */
+	entry->valid = false;
+	pg_dts_rowfilter_free(entry->rowfilter);
+	entry->rowfilter = NULL;
 	if (entry->context != NULL)
+	{
 		MemoryContextDelete(entry->context);
+		entry->context = NULL;
+	}
 	entry->context = AllocSetContextCreate(CacheMemoryContext,
 										   "pg_dts relation entry",
 										   ALLOCSET_SMALL_SIZES);
@@ -262,6 +274,26 @@ build_entry(PgDtsData *data, PgDtsRelEntry *entry, Relation rel)
 	entry->publish = schema != NULL &&
 		pg_dts_table_selected(&data->opts, schema,
 							  RelationGetRelationName(rel));
+
+	/* table_rules: no rule, no publishing; else its kinds, rows, columns */
+	entry->dml = PGDTS_DML_ALL;
+	entry->restricted = false;
+	if (entry->publish && data->opts.table_rules != NIL)
+	{
+		rule = pg_dts_find_table_rule(&data->opts, schema,
+									  RelationGetRelationName(rel));
+		entry->publish = rule != NULL;
+	}
+	if (entry->publish && rule != NULL)
+	{
+		entry->dml = rule->dml;
+		entry->restricted = rule->dml != PGDTS_DML_ALL ||
+			rule->where_raw != NULL;
+		if (rule->where_raw != NULL)
+			entry->rowfilter = pg_dts_rowfilter_build(rule, rel, schema);
+		if (!rule->all_columns)
+			selected = pg_dts_rule_columns(rule, rel, schema);
+	}
 	entry->replident = rel->rd_rel->relreplident;
 	entry->natts = desc->natts;
 	entry->values = palloc(sizeof(Datum) * Max(desc->natts, 1));
@@ -278,6 +310,11 @@ build_entry(PgDtsData *data, PgDtsRelEntry *entry, Relation rel)
 		PgDtsColumn *col;
 
 		if (att->attisdropped || att->attgenerated)
+			continue;
+		/* a rule's column list: its columns and the key columns */
+		if (rule != NULL && !rule->all_columns &&
+			!bms_is_member(att->attnum, selected) &&
+			!bms_is_member(att->attnum, keys))
 			continue;
 		col = &entry->columns[entry->ncols++];
 		col->attidx = i;
@@ -308,6 +345,7 @@ pg_dts_get_relentry(PgDtsData *data, Relation rel)
 	if (!found)
 	{
 		entry->context = NULL;
+		entry->rowfilter = NULL;
 		entry->valid = false;
 	}
 	if (!entry->valid)
