@@ -81,7 +81,8 @@ typedef struct DtsTask
 	char	   *name;			/* task name; slot defaults to dts_sync_<name> */
 	char	   *source_conninfo;	/* libpq conninfo (may hold a password:
 									 * never print it) */
-	char	   *slot;
+	char	   *slot;			/* NULL = dts_sync_<name>, which
+								 * dts_task_finish() fills in */
 
 	/* which objects: whole database, or the rules (schemas and tables) */
 	bool		whole_database;
@@ -172,12 +173,16 @@ extern const DtsTableRule *dts_task_find_rule(const DtsTask *task,
  * *names / *values (malloc'd arrays the caller frees with
  * dts_task_free_options).  Returns the number of options (0 for a
  * whole-database task), or -1 when memory runs out (nothing to free).
- * docs/task.md shows the values.
+ * include_tables lists the selected schemas and tables plus the heartbeat
+ * and DDL tables; table_rules, given only when some rule has a filter, DML
+ * kinds or columns, lists every rule (the plugin publishes only tables
+ * with a rule once it is given).  docs/task.md shows the values.
  */
 extern int	dts_task_plugin_options(const DtsTask *task, char ***names,
 									char ***values);
 extern void dts_task_free_options(char **names, char **values, int n);
 
+/* Frees every string and rule of the task and resets it to the defaults. */
 extern void dts_task_free(DtsTask *task);
 
 #endif							/* PG_DTS_SHIP_TASK_H */
