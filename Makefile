@@ -49,6 +49,12 @@ EXTRA_CLEAN = build tests/regress/results tests/regress/regression.diffs \
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
+# The shipper (pg_dts_ship) and the Kafka value formats it links.
+include shipper/formats/Makefile.inc
+include shipper/Makefile.inc
+all: shipper
+install: install-shipper
+clean: clean-shipper
 else
 all install installcheck clean:
 	@echo "$(PG_CONFIG) not found: run 'make deps' (or 'make test') first" >&2

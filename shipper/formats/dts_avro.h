@@ -1,0 +1,132 @@
+/*-------------------------------------------------------------------------
+ *
+ * dts_avro.h
+ *	  The DTS Avro value format: one raw (schemaless, no container, no
+ *	  schema id) Avro datum per Kafka message, of the public schema
+ *	  com.alibaba.dts.formats.avro.Record (shipper/formats/dts_record.avsc,
+ *	  compiled into the binary).
+ *
+ * Usage:
+ *		DtsAvroEncoder enc;
+ *		if (dts_avro_init(&enc) != 0) ... enc.error ...
+ *		out.len = 0;
+ *		rc = dts_avro_encode_change(&enc, &ctx, frame, &out);
+ *		... hand out.data/out.len to the producer (it copies) ...
+ *		dts_avro_free(&enc);
+ *
+ * An encoder holds one generic Avro value that every call resets and
+ * refills; it is not thread-safe (one per producer thread).  The mapping of
+ * PostgreSQL values is in docs/kafka.md.
+ *
+ * shipper/formats/dts_avro.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_DTS_KAFKA_DTS_AVRO_H
+#define PG_DTS_KAFKA_DTS_AVRO_H
+
+#include "formats/record.h"
+
+#include <avro.h>
+
+/*
+ * The schema text, generated from dts_record.avsc at build time
+ * (shipper/formats/Makefile.inc); NUL-terminated.
+ */
+extern const unsigned char dts_avro_schema_bytes[];
+extern const size_t dts_avro_schema_json_len;
+#define dts_avro_schema_json ((const char *) dts_avro_schema_bytes)
+
+/* Old DTS consumers skip records of at most this many bytes as fillers. */
+#define DTS_AVRO_MIN_RECORD_SIZE 48
+
+/* Record.operation symbols (their enum indices) */
+typedef enum DtsAvroOperation
+{
+	DTS_AVRO_OP_INSERT = 0,
+	DTS_AVRO_OP_UPDATE = 1,
+	DTS_AVRO_OP_DELETE = 2,
+	DTS_AVRO_OP_DDL = 3,
+	DTS_AVRO_OP_BEGIN = 4,
+	DTS_AVRO_OP_COMMIT = 5,
+	DTS_AVRO_OP_HEARTBEAT = 8
+} DtsAvroOperation;
+
+/* Branches of the value union of beforeImages/afterImages items */
+typedef enum DtsAvroValueBranch
+{
+	DTS_AVRO_V_NULL = 0,
+	DTS_AVRO_V_INTEGER = 1,
+	DTS_AVRO_V_CHARACTER = 2,
+	DTS_AVRO_V_DECIMAL = 3,
+	DTS_AVRO_V_FLOAT = 4,
+	DTS_AVRO_V_TIMESTAMP = 5,
+	DTS_AVRO_V_DATETIME = 6,
+	DTS_AVRO_V_TIMESTAMP_TZ = 7,
+	DTS_AVRO_V_BINARY_GEOMETRY = 8,
+	DTS_AVRO_V_TEXT_GEOMETRY = 9,
+	DTS_AVRO_V_BINARY_OBJECT = 10,
+	DTS_AVRO_V_TEXT_OBJECT = 11,
+	DTS_AVRO_V_EMPTY_OBJECT = 12
+} DtsAvroValueBranch;
+
+typedef struct DtsAvroEncoder
+{
+	avro_schema_t schema;		/* the file's union of named types */
+	avro_value_iface_t *iface;	/* generic class of that union */
+	avro_value_t all;			/* a value of the union ... */
+	avro_value_t record;		/* ... and its Record branch, reset and
+								 * refilled per call */
+	avro_writer_t writer;		/* memory writer, pointed at each output */
+	bool		ready;
+	const char *charset;		/* of the record being built */
+	DtsTextScratch text;		/* values rendered as text */
+	char	   *scratch;		/* NUL-terminated copies for Avro strings */
+	size_t		scratch_cap;
+	DtsWriteBuf tmp;			/* pk_uk_info, objectName */
+	size_t		min_size;		/* records of at most this many bytes are
+								 * padded (DTS_AVRO_MIN_RECORD_SIZE; tests
+								 * raise it) */
+	char		error[256];		/* set when a call fails */
+} DtsAvroEncoder;
+
+/*
+ * Parses the embedded schema and prepares the reusable value.  Returns 0,
+ * or -1 with enc->error set.  Call dts_avro_free() in both cases.
+ */
+extern int	dts_avro_init(DtsAvroEncoder *enc);
+extern void dts_avro_free(DtsAvroEncoder *enc);
+
+/*
+ * Appends the record of one INSERT, UPDATE or DELETE frame (with its rel,
+ * old and new tuples as the decoder gives them) to out.  Returns
+ * DTS_KFMT_OK, or DTS_KFMT_ERROR with enc->error set and out unchanged.
+ */
+extern int	dts_avro_encode_change(DtsAvroEncoder *enc,
+								   const DtsRecordContext *ctx,
+								   const DtsFrame *change, DtsWriteBuf *out);
+
+/*
+ * A DDL record: operation DDL, objectName the database (or
+ * db.schema.table when ctx->table is set), fields null, beforeImages null,
+ * afterImages the SQL text (string branch).
+ */
+extern int	dts_avro_encode_ddl(DtsAvroEncoder *enc,
+								const DtsRecordContext *ctx,
+								const char *sql, size_t sql_len,
+								DtsWriteBuf *out);
+
+/* A HEARTBEAT record (objectName, fields and images null). */
+extern int	dts_avro_encode_heartbeat(DtsAvroEncoder *enc,
+									  const DtsRecordContext *ctx,
+									  DtsWriteBuf *out);
+
+/*
+ * A BEGIN or COMMIT record (op DTS_AVRO_OP_BEGIN or DTS_AVRO_OP_COMMIT),
+ * objectName, fields and images null.
+ */
+extern int	dts_avro_encode_txn(DtsAvroEncoder *enc,
+								const DtsRecordContext *ctx,
+								DtsAvroOperation op, DtsWriteBuf *out);
+
+#endif							/* PG_DTS_KAFKA_DTS_AVRO_H */
