@@ -212,3 +212,4 @@ bench: deps-bench
 	$(MAKE) all
 	$(MAKE) install
 	PG_CONFIG=$(PG_CONFIG) bench/decode/run.sh
+	PG_CONFIG=$(PG_CONFIG) bench/ship/run.sh

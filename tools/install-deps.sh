@@ -48,6 +48,7 @@ packages=(
 )
 if [ "$want_bench" = 1 ]; then
 	packages+=("postgresql-$PGMAJOR-wal2json")	# a bench contender
+	packages+=(time)	# /usr/bin/time: elapsed time and max RSS of shipping runs
 fi
 
 is_installed()

@@ -133,47 +133,81 @@ static void
 json_string(DtsStrBuf *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t		i;
+	size_t		run = 0;
+	char	   *p;
 
-	strbuf_reserve(out, len + 2);
-	out->data[out->len++] = '"';
-	for (i = 0; i < len; i++)
+	/* worst case: every byte becomes \u00XX */
+	strbuf_reserve(out, 6 * len + 2);
+	p = out->data + out->len;
+	*p++ = '"';
+	for (size_t i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
 
-		strbuf_reserve(out, 7);
-		if (c == '"' || c == '\\')
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		memcpy(p, s + run, i - run);
+		p += i - run;
+		run = i + 1;
+		*p++ = '\\';
+		switch (c)
 		{
-			out->data[out->len++] = '\\';
-			out->data[out->len++] = (char) c;
+			case '"':
+			case '\\':
+				*p++ = (char) c;
+				break;
+			case '\n':
+				*p++ = 'n';
+				break;
+			case '\t':
+				*p++ = 't';
+				break;
+			case '\r':
+				*p++ = 'r';
+				break;
+			default:
+				memcpy(p, "u00", 3);
+				p[3] = hex[c >> 4];
+				p[4] = hex[c & 15];
+				p += 5;
+				break;
 		}
-		else if (c == '\n')
-		{
-			out->data[out->len++] = '\\';
-			out->data[out->len++] = 'n';
-		}
-		else if (c == '\t')
-		{
-			out->data[out->len++] = '\\';
-			out->data[out->len++] = 't';
-		}
-		else if (c == '\r')
-		{
-			out->data[out->len++] = '\\';
-			out->data[out->len++] = 'r';
-		}
-		else if (c < 0x20 || c == 0x7f)
-		{
-			memcpy(out->data + out->len, "\\u00", 4);
-			out->data[out->len + 4] = hex[c >> 4];
-			out->data[out->len + 5] = hex[c & 15];
-			out->len += 6;
-		}
-		else
-			out->data[out->len++] = (char) c;
 	}
-	out->data[out->len++] = '"';
+	memcpy(p, s + run, len - run);
+	p += len - run;
+	*p++ = '"';
+	*p = '\0';
+	out->len = p - out->data;
+}
+
+/* Appends the decimal digits of v (no printf: this is per value). */
+static void
+json_uint(DtsStrBuf *out, uint64_t v)
+{
+	char		digits[20];
+	int			n = 0;
+
+	do
+	{
+		digits[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	strbuf_reserve(out, n);
+	while (n > 0)
+		out->data[out->len++] = digits[--n];
 	out->data[out->len] = '\0';
+}
+
+static void
+json_int(DtsStrBuf *out, int64_t v)
+{
+	if (v < 0)
+	{
+		strbuf_putc(out, '-');
+		json_uint(out, (uint64_t) 0 - (uint64_t) v);
+	}
+	else
+		json_uint(out, (uint64_t) v);
 }
 
 static void
@@ -195,10 +229,26 @@ json_key(DtsStrBuf *out, const char *key)
 static void
 json_lsn(DtsStrBuf *out, const char *key, uint64_t lsn)
 {
+	static const char hex[] = "0123456789ABCDEF";
 	char		buf[DTS_LSN_BUFSIZE];
+	char	   *p = buf + sizeof(buf);
+	uint32_t	halves[2] = {(uint32_t) lsn, (uint32_t) (lsn >> 32)};
 
+	/* "X/X" as PostgreSQL prints it, written backwards */
+	for (int h = 0; h < 2; h++)
+	{
+		uint32_t	v = halves[h];
+
+		do
+		{
+			*--p = hex[v & 15];
+			v >>= 4;
+		} while (v > 0);
+		if (h == 0)
+			*--p = '/';
+	}
 	json_key(out, key);
-	json_cstring(out, dts_lsn_str(lsn, buf));
+	json_string(out, p, buf + sizeof(buf) - p);
 }
 
 /* Appends a "\x..." hex string of bytes (bytea's hex output format). */
@@ -454,7 +504,7 @@ json_binary_value(DtsStrBuf *out, const DtsColumn *col, const DtsValue *v)
 			if (col->typoid == INT2OID || col->typoid == INT4OID ||
 				col->typoid == INT8OID)
 			{
-				dts_strbuf_appendf(out, "%" PRId64, v->ival);
+				json_int(out, v->ival);
 				return;
 			}
 			break;
@@ -528,31 +578,61 @@ json_tuple(DtsStrBuf *out, const char *key, const DtsRelation *rel,
  * ----------------------------------------------------------------
  */
 
-/* Microseconds since 2000-01-01 UTC as "2024-02-29T12:34:56.789012Z" */
+/* Appends v as exactly width digits. */
+static void
+put_digits(char *p, int64_t v, int width)
+{
+	while (width-- > 0)
+	{
+		p[width] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/*
+ * Microseconds since 2000-01-01 UTC as "2024-02-29T12:34:56.789012Z".
+ * Per change, so no gmtime()/printf: the civil date comes from the day
+ * number with the days-from-civil inverse (proleptic Gregorian calendar).
+ */
 static void
 json_timestamp(DtsStrBuf *out, const char *key, int64_t pg_us)
 {
 	int64_t		unix_us = pg_us + DTS_PG_EPOCH_OFFSET_US;
-	int64_t		secs = unix_us / 1000000;
-	int64_t		frac = unix_us % 1000000;
-	time_t		t;
-	struct tm	tm;
+	int64_t		days = unix_us / 86400000000LL;
+	int64_t		us_of_day = unix_us % 86400000000LL;
+	int64_t		z, era, doe, yoe, year, doy, mp, day, month;
+	char		text[29];
 
-	if (frac < 0)
+	if (us_of_day < 0)
 	{
-		frac += 1000000;
-		secs--;
+		us_of_day += 86400000000LL;
+		days--;
 	}
-	t = (time_t) secs;
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	day = doy - (153 * mp + 2) / 5 + 1;
+	month = mp < 10 ? mp + 3 : mp - 9;
+	year = yoe + era * 400 + (month <= 2);
+
 	json_key(out, key);
-	if (gmtime_r(&t, &tm) == NULL)
+	if (year < 0 || year > 9999)
 	{
 		strbuf_puts(out, "null");
 		return;
 	}
-	dts_strbuf_appendf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
-					   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-					   tm.tm_hour, tm.tm_min, tm.tm_sec, (int) frac);
+	memcpy(text, "\"0000-00-00T00:00:00.000000Z\"", 29);
+	put_digits(text + 1, year, 4);
+	put_digits(text + 6, month, 2);
+	put_digits(text + 9, day, 2);
+	put_digits(text + 12, us_of_day / 3600000000LL, 2);
+	put_digits(text + 15, us_of_day / 60000000 % 60, 2);
+	put_digits(text + 18, us_of_day / 1000000 % 60, 2);
+	put_digits(text + 21, us_of_day % 1000000, 6);
+	dts_strbuf_append(out, text, 29);
 }
 
 /* "kind", then the transaction's "lsn", "xid", "commit_time", "origin" */
@@ -566,7 +646,7 @@ json_head(DtsStrBuf *out, const char *kind, const DtsTxn *txn)
 		return;
 	json_lsn(out, "lsn", txn->commit_lsn);
 	json_key(out, "xid");
-	dts_strbuf_appendf(out, "%" PRIu32, txn->xid);
+	json_uint(out, txn->xid);
 	json_timestamp(out, "commit_time", txn->commit_time);
 	if (txn->origin)
 	{
