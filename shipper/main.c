@@ -76,6 +76,7 @@ typedef struct Ship
 	char	   *slot;			/* the slot name in use */
 	DtsPluginOptions plugin_options;	/* for START_REPLICATION */
 	DtsSink		sink;
+	DtsRouter	router;		/* name mapping of the task */
 	DtsHeartbeat heartbeat;
 	DtsRetry	retry;
 	DtsSource	source;
@@ -665,6 +666,8 @@ run_stream(Ship *ship)
 	src->endpos = ship->opts.endpos;
 	src->status_interval_ms = task->status_interval_ms;
 	src->sink = &ship->sink;
+	dts_router_init(&ship->router, task);
+	src->router = &ship->router;
 	src->heartbeat = task->heartbeat_interval_s > 0 ? &ship->heartbeat : NULL;
 	src->retry = &ship->retry;
 	src->signals = &signal_flags;
@@ -687,6 +690,7 @@ run_stream(Ship *ship)
 	}
 
 	dts_source_free(src);
+	dts_router_free(&ship->router);
 	dts_heartbeat_close(&ship->heartbeat);
 	close_sink(ship);
 	return rc;
@@ -742,10 +746,11 @@ main(int argc, char **argv)
 
 	if (ship.opts.drop_slot)
 		rc = run_slot_command(&ship, false);
-	if (rc == EXIT_OK && ship.opts.create_slot)
-		rc = run_slot_command(&ship, true);
+	/* the precheck first: a failing task must not leave a slot behind */
 	if (rc == EXIT_OK && (ship.opts.precheck || ship.opts.start))
 		rc = run_precheck(&ship);
+	if (rc == EXIT_OK && ship.opts.create_slot)
+		rc = run_slot_command(&ship, true);
 	if (rc == EXIT_OK && ship.opts.start && !signal_flags.stop)
 		rc = run_stream(&ship);
 

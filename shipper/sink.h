@@ -71,6 +71,13 @@ typedef struct DtsChange
 	const DtsFrame *frame;		/* INSERT UPDATE DELETE TRUNCATE MESSAGE */
 
 	/*
+	 * INSERT, UPDATE, DELETE: frame->rel under the names the task maps it
+	 * to at the sink (router.h); frame->rel itself when nothing is renamed.
+	 * Same columns in the same order.  Sinks write these names.
+	 */
+	const DtsRelation *target;
+
+	/*
 	 * TRUNCATE: the relations of frame->relids, NULL where the stream did
 	 * not describe one (then only the relid is known).
 	 */
@@ -140,5 +147,134 @@ typedef struct DtsFileSinkConfig
 
 /* Sets up *sink as a file sink; nothing is opened before ops->open(). */
 extern void dts_file_sink_init(DtsSink *sink, const DtsFileSinkConfig *config);
+
+/*
+ * Kafka sink (sinks/kafka.c): one message per change, value in DTS Avro,
+ * SharePlex JSON or Canal JSON (formats/), key and partition chosen by the
+ * partition policy; a transaction is durable once every message of it and
+ * of every earlier transaction has a successful delivery report.  The
+ * settings are the task file's "sink" object; docs/kafka.md ("Sink").
+ */
+typedef enum DtsKafkaFormat
+{
+	DTS_KAFKA_FORMAT_AVRO = 0,	/* "avro" (default) */
+	DTS_KAFKA_FORMAT_SHAREPLEX_JSON,	/* "shareplex_json" */
+	DTS_KAFKA_FORMAT_CANAL_JSON /* "canal_json" */
+} DtsKafkaFormat;
+
+typedef enum DtsKafkaPartitionPolicy
+{
+	DTS_KAFKA_PARTITION_0 = 0,	/* "partition0" (default): all to 0 */
+	DTS_KAFKA_PARTITION_TABLE,	/* "table": murmur2 of database.schema.table */
+	DTS_KAFKA_PARTITION_KEY		/* "primary_key": murmur2 of the table and
+								 * its key values */
+} DtsKafkaPartitionPolicy;
+
+/* One entry of a topic_per_table mapping: "schema.table" -> topic */
+typedef struct DtsKafkaTopicMapping
+{
+	char	   *table;			/* source "schema.table" */
+	char	   *topic;
+} DtsKafkaTopicMapping;
+
+struct DtsTask;
+
+/*
+ * Every string is malloc'd and owned by the config (free it with
+ * dts_kafka_sink_config_free), except the three fields the caller sets
+ * after parsing, which are borrowed and must outlive the sink.
+ */
+typedef struct DtsKafkaSinkConfig
+{
+	char	   *brokers;		/* bootstrap.servers, "host:port,..." */
+	char	   *topic;			/* the task's topic (and DDL, heartbeats) */
+	bool		topic_per_table;	/* true: "<topic>.<schema>.<table>" */
+	DtsKafkaTopicMapping *topic_map;	/* or these tables to these topics */
+	int			ntopic_map;
+	DtsKafkaFormat format;
+	DtsKafkaPartitionPolicy partition_policy;
+	char	   *compression;	/* lz4 (default), gzip, snappy, zstd, none */
+	char	  **kafka_names;	/* "kafka.<property>" pass-through, set */
+	char	  **kafka_values;	/* after our defaults (so they win) */
+	int			nkafka;
+
+	/* set by the caller (borrowed) */
+	const char *database;		/* source database name (keys, records) */
+	const char *source_version; /* source server_version, or NULL */
+	const struct DtsTask *task; /* for schema/table name mapping, or NULL */
+} DtsKafkaSinkConfig;
+
+/*
+ * Parses the task's "sink" object (JSON text, as DtsTask.sink_json) into
+ * *config.  Unknown keys, wrong types and librdkafka properties that
+ * librdkafka rejects are errors naming the key as "sink.<key>" (values are
+ * never repeated: they may be passwords).  Returns 0, or -1 with err set;
+ * free the config in both cases.
+ */
+extern int	dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *config,
+											const char *sink_json,
+											char *err, size_t errlen);
+extern void dts_kafka_sink_config_free(DtsKafkaSinkConfig *config);
+
+/*
+ * Sets up *sink as a Kafka sink (config is copied; the borrowed fields stay
+ * borrowed); ops->open() creates the producer and checks the topic.
+ */
+extern void dts_kafka_sink_init(DtsSink *sink,
+								const DtsKafkaSinkConfig *config);
+
+/*
+ * Kafka's murmur2 (the Java client's Utils.murmur2) and the partition the
+ * sink gives a key: (murmur2(key) & 0x7fffffff) % partitions, the choice
+ * of Kafka's default partitioner for a keyed record.
+ */
+extern uint32_t dts_kafka_murmur2(const void *key, size_t len);
+extern int	dts_kafka_partition_of(const void *key, size_t len,
+								   int partitions);
+
+/* ----------------------------------------------------------------
+ *		pg sink
+ *
+ * Incremental apply into a peer PostgreSQL (sinks/pg.c, conflicts in
+ * conflict.c; docs/pg-sink.md).  Exactly-once: the applied LSN is stored
+ * in dts.apply_progress in the same destination transaction as the data.
+ * ----------------------------------------------------------------
+ */
+struct DtsTask;
+
+typedef struct DtsPgSinkConfig
+{
+	char	   *conninfo;		/* destination (libpq); malloc'd by
+								 * dts_pg_sink_config_from_json */
+	const char *task_name;		/* progress row, origin "dts_<name>", conflict
+								 * log; copied by dts_pg_sink_init */
+	const struct DtsTask *task; /* name mapping (dts_task_find_rule); NULL =
+								 * every table under its own name; must
+								 * outlive the sink */
+	const char *source_encoding;	/* the source's server_encoding, used as
+									 * client_encoding; NULL = the
+									 * destination's own; copied */
+	int			conflict_policy;	/* a DtsConflictPolicy (conflict.h) */
+	int			batch_transactions; /* source transactions per destination
+									 * transaction, at most */
+	int			batch_rows;		/* rows per destination transaction, at most
+								 * (a bigger source transaction is not cut) */
+	int			batch_interval_ms;	/* commit a batch at most this late */
+	bool		conflicting_tables_ignore;	/* "conflicting_tables": "ignore" */
+} DtsPgSinkConfig;
+
+/*
+ * Reads the task's "sink" object (DtsTask.sink_json) into *cfg, over the
+ * defaults; task_name, task and source_encoding are left for the caller.
+ * Returns 0, or -1 with "sink.<key>: <what is wrong>" in err (unknown
+ * keys included).  Free cfg->conninfo with dts_pg_sink_config_free().
+ */
+extern int	dts_pg_sink_config_from_json(const char *sink_json,
+										 DtsPgSinkConfig *cfg,
+										 char *err, size_t errlen);
+extern void dts_pg_sink_config_free(DtsPgSinkConfig *cfg);
+
+/* Sets up *sink as a pg sink; nothing connects before ops->open(). */
+extern void dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config);
 
 #endif							/* PG_DTS_SHIP_SINK_H */

@@ -577,7 +577,11 @@ deliver_change(DtsSource *src, const DtsTxn *txn, const DtsFrame *f,
 		c.truncated = src->trunc_rels;
 	}
 	else if (f->kind != DTS_FRAME_MESSAGE)
+	{
 		detect_heartbeat(src, f, &c);
+		c.target = src->router ? dts_router_target(src->router, f->rel) :
+			f->rel;
+	}
 	src->changes++;
 	return src->sink->ops->change(src->sink, txn, &c, err);
 }

@@ -23,6 +23,7 @@
 #include "heartbeat.h"
 #include "log.h"
 #include "retry.h"
+#include "router.h"
 #include "sink.h"
 #include "spool.h"
 
@@ -84,6 +85,7 @@ typedef struct DtsSource
 	uint64_t	endpos;			/* -E, or 0 for none */
 	int			status_interval_ms; /* 0 = feedback only when asked */
 	DtsSink    *sink;
+	DtsRouter  *router;			/* name mapping, or NULL */
 	DtsHeartbeat *heartbeat;	/* or NULL */
 	DtsRetry   *retry;
 	DtsSignalFlags *signals;

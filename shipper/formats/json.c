@@ -678,18 +678,20 @@ json_relation(DtsStrBuf *out, const DtsRelation *rel)
 	strbuf_putc(out, ']');
 }
 
+/* rel: the relation under its names at the sink (DtsChange.target) */
 static void
-json_row_change(DtsStrBuf *out, const DtsTxn *txn, const DtsFrame *f)
+json_row_change(DtsStrBuf *out, const DtsTxn *txn, const DtsFrame *f,
+				const DtsRelation *rel)
 {
 	const char *kind = f->kind == DTS_FRAME_INSERT ? "insert" :
 		f->kind == DTS_FRAME_UPDATE ? "update" : "delete";
 
 	json_head(out, kind, txn);
-	json_relation(out, f->rel);
+	json_relation(out, rel);
 	if (f->kind != DTS_FRAME_INSERT && f->old_kind != DTS_OLD_NONE)
-		json_tuple(out, "old", f->rel, &f->old_tuple);
+		json_tuple(out, "old", rel, &f->old_tuple);
 	if (f->kind != DTS_FRAME_DELETE)
-		json_tuple(out, "new", f->rel, &f->new_tuple);
+		json_tuple(out, "new", rel, &f->new_tuple);
 }
 
 /* A heartbeat row: its columns at the top level, and the latency. */
@@ -803,7 +805,7 @@ dts_json_change(DtsStrBuf *out, const DtsTxn *txn, const DtsChange *change)
 			if (change->heartbeat)
 				json_heartbeat(out, txn, change);
 			else
-				json_row_change(out, txn, f);
+				json_row_change(out, txn, f, change->target ? change->target : f->rel);
 			break;
 		case DTS_FRAME_TRUNCATE:
 			json_truncate(out, txn, change);
