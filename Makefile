@@ -109,7 +109,7 @@ $(BUILD)/test_%: tests/unit/test_%.c $(FE_OBJS) $(DTS_HEADERS) \
 # The server module's objects depend on the shared headers too.
 $(OBJS): $(DTS_HEADERS) $(wildcard plugin/*.h)
 
-.PHONY: unit-build unit regress tap test demo bench deps deps-bench summary
+.PHONY: unit-build unit regress tap e2e test demo bench deps deps-bench summary
 
 ifeq ($(HAVE_CHECK),yes)
 all: unit-build
@@ -168,8 +168,24 @@ deps:
 deps-bench:
 	tools/install-deps.sh --bench
 
-COUNT_FILES = $(addprefix $(BUILD)/,unit.counts regress.counts tap.counts \
-	stages.counts)
+# Every stage writes $(BUILD)/<stage>.counts ("passed failed").
+COUNT_FILES = $(BUILD)/*.counts
+
+# End-to-end suites of the sinks and sync tools: every tests/<suite>/run.sh
+# other than regress and tap (each starts its own clusters, prints
+# "N passed, N failed" and writes COUNTS_FILE).
+E2E_SUITES = $(filter-out regress tap,$(notdir $(patsubst %/run.sh,%,\
+	$(wildcard tests/*/run.sh))))
+
+e2e:
+	@mkdir -p $(BUILD); rc=0; \
+	for suite in $(E2E_SUITES); do \
+		echo "== e2e: tests/$$suite/run.sh"; \
+		PG_CONFIG=$(PG_CONFIG) COUNTS_FILE=$(CURDIR)/$(BUILD)/e2e-$$suite.counts \
+			tests/$$suite/run.sh || rc=1; \
+		[ -f $(BUILD)/e2e-$$suite.counts ] || echo "0 1" > $(BUILD)/e2e-$$suite.counts; \
+	done; \
+	exit $$rc
 
 # Sum the stages' counts into the closing line; fail if anything failed.
 SUMMARY_SH = pass=0; fail=0; \
@@ -195,7 +211,7 @@ test:
 		echo "0 1" > $(BUILD)/stages.counts; \
 	else \
 		broken=0; \
-		for stage in unit regress tap; do \
+		for stage in unit regress tap e2e; do \
 			$(MAKE) --no-print-directory $$stage || \
 				[ -f $(BUILD)/$$stage.counts ] || broken=$$((broken + 1)); \
 		done; \
