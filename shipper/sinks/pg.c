@@ -1,0 +1,2966 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg.c
+ *	  The pg sink: applies the changes of a task to a peer PostgreSQL
+ *	  (incremental sync), exactly once, in source commit order.
+ *
+ * Batches.  Several source transactions go into one destination
+ * transaction (up to batch_transactions, batch_rows and batch_interval),
+ * which also upserts the task's row of dts.apply_progress with the end LSN
+ * of its last source transaction.  durable_lsn() is the LSN of the last
+ * committed destination transaction; at open it is read back from
+ * dts.apply_progress, and a source transaction that ends at or before it
+ * is skipped, so a restart neither loses nor repeats a transaction.
+ *
+ * The fast path.  Statements are prepared once per relation and shape
+ * (INSERT of all columns; UPDATE of each distinct set of present columns,
+ * keyed by a bitmap, so that unchanged TOASTed values are left alone;
+ * DELETE) and sent in libpq pipeline mode with binary parameters (the
+ * typsend images of dts_value_image()), without waiting for each result;
+ * results are read behind, within a window.  A statement that does not do
+ * exactly what it should (an error, or an UPDATE or DELETE that hits no
+ * row) marks the batch: it is rolled back and replayed carefully.  The
+ * changes of the open batch are kept in memory for that.
+ *
+ * The careful path.  One destination transaction per source transaction,
+ * statement by statement, each under a savepoint: conflicts are detected
+ * (affected rows, SQLSTATE 23505), resolved by the task's policy and
+ * reported (conflict.c).  A conflict under TaskFailed rolls the source
+ * transaction back (those before it are committed) and fails the task
+ * with an error naming the row.
+ *
+ * Loop prevention.  The session is set up with the replication origin
+ * dts_<task>, and every destination transaction with the source's LSN and
+ * commit time, so the plugin's origin=none on a reverse task drops them.
+ *
+ * shipper/sinks/pg.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "sink.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "conflict.h"
+#include "libpq-fe.h"
+#include "task.h"
+
+#define FIRST_NORMAL_OID	16384	/* OIDs below are built-in, same
+									 * everywhere */
+#define PIPELINE_WINDOW		1000	/* results outstanding, at most */
+#define COPY_MIN_ROWS		64		/* a run of inserts this long: COPY */
+#define COPY_MAX_ROWS		50000	/* longest run sent as one COPY */
+#define COPY_CHUNK			(256 * 1024)
+#define ARENA_BLOCK			(1024 * 1024)
+#define BATCH_MAX_BYTES		((size_t) 64 * 1024 * 1024)	/* kept changes */
+#define REL_BUCKETS			256
+
+#define DEFAULT_BATCH_TXNS		1000
+#define DEFAULT_BATCH_ROWS		20000
+#define DEFAULT_BATCH_INTERVAL	100 /* ms */
+
+/* pg_type OIDs used for parameters */
+#define TEXTOID_		25
+#define INT8OID_		20
+#define TIMESTAMPTZOID_ 1184
+#define PG_LSNOID_		3220
+
+/* ----------------------------------------------------------------
+ *		Data structures
+ * ----------------------------------------------------------------
+ */
+
+/* Memory for the open batch: blocks that never move, freed at once. */
+typedef struct ArenaBlock
+{
+	struct ArenaBlock *next;
+	size_t		used;
+	size_t		cap;
+	char		data[];
+} ArenaBlock;
+
+typedef struct Arena
+{
+	ArenaBlock *head;
+	size_t		total;
+} Arena;
+
+/* A prepared statement's state on the current connection */
+typedef enum StmtState
+{
+	STMT_NONE = 0,
+	STMT_SENT,					/* Parse sent, result not read */
+	STMT_READY
+} StmtState;
+
+/* An UPDATE statement for one set of present columns */
+typedef struct UpdateStmt
+{
+	struct UpdateStmt *next;
+	uint64_t   *sig;			/* bitmap of the SET columns */
+	int			state;
+	char		name[40];
+} UpdateStmt;
+
+typedef struct PgColumn
+{
+	char	   *name;			/* source name */
+	uint32_t	typoid;
+	int32_t		typmod;
+	bool		key;
+	char		encoding;
+	char	   *dst_name;		/* after name mapping */
+	/* from the destination (resolve_rel) */
+	Oid			dst_type;		/* the destination column's type */
+	Oid			param_type;
+	int			param_format;	/* 0 text, 1 binary */
+	Oid			patch_elem;		/* binary array images: element OID to
+								 * write (user-defined types differ) */
+	bool		has_eq;			/* a btree equality: compare with it, else
+								 * as text (REPLICA IDENTITY FULL match) */
+} PgColumn;
+
+/* One version of a source relation, and what it becomes at the sink */
+typedef struct PgRel
+{
+	struct PgRel *next_all;		/* every version, freed at close */
+	struct PgRel *next_hash;	/* current versions by relid */
+	uint32_t	relid;
+	char	   *schema;
+	char	   *table;
+	char		replident;
+	int			ncols;
+	int			nkeys;
+	PgColumn   *cols;
+	int			id;				/* for statement names */
+	unsigned	dml;			/* DTS_DML_* the task takes */
+
+	/* routing */
+	bool		skip;			/* not applied (unselected, pg_dts's own) */
+	char	   *dst_schema;
+	char	   *dst_table;
+	char	   *qname;			/* "schema"."table" */
+
+	/* matching rows: the key columns, or every column (FULL, no key) */
+	int			nmatch;
+	int		   *match;
+	bool		match_all;
+
+	/* destination */
+	bool		resolved;
+	bool		partitioned;
+	bool		copy_ok;		/* every value a typsend image of the
+								 * destination column's type: COPY BINARY */
+	int			ins_state;
+	int			del_state;
+	char		ins_name[32];
+	char		del_name[32];
+	UpdateStmt *updates;
+	int			nupdates;
+	int			sigwords;
+} PgRel;
+
+/* A value kept for the batch, in parameter form */
+typedef struct PgVal
+{
+	char	   *data;			/* NUL-terminated for text parameters */
+	int			len;
+	char		status;			/* DTS_VALUE_* */
+} PgVal;
+
+typedef struct PgTxnRec PgTxnRec;
+
+typedef struct PgChange
+{
+	struct PgChange *next;
+	PgTxnRec   *txn;
+	int			seq;			/* 1-based position in its transaction */
+	char		kind;			/* DTS_FRAME_INSERT, _UPDATE, _DELETE,
+								 * _TRUNCATE */
+	char		old_kind;
+	uint8_t		flags;			/* TRUNCATE */
+	PgRel	   *rel;
+	PgVal	   *newv;
+	PgVal	   *oldv;
+	int			ntrunc;
+	PgRel	  **trunc;
+} PgChange;
+
+struct PgTxnRec
+{
+	PgTxnRec   *next;
+	uint32_t	xid;
+	uint64_t	commit_lsn;
+	uint64_t	end_lsn;
+	int64_t		commit_time;
+	PgChange   *first;
+	PgChange   *last;
+	int			nchanges;
+};
+
+/* Results the pipeline owes us, in order */
+typedef enum PendKind
+{
+	PEND_OTHER,					/* BEGIN, origin, progress */
+	PEND_PREPARE,
+	PEND_CHANGE,
+	PEND_CATALOG,
+	PEND_FINAL,					/* COMMIT, ROLLBACK: must succeed */
+	PEND_SYNC
+} PendKind;
+
+typedef struct Pending
+{
+	PendKind	kind;
+	int		   *state;			/* PREPARE: the statement's; FINAL: 1/-1 */
+	PgChange   *chg;
+} Pending;
+
+/* Growable string */
+typedef struct Buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} Buf;
+
+/* Parameters of one statement */
+typedef struct Params
+{
+	int			n;
+	int			cap;
+	const char **values;
+	int		   *lengths;
+	int		   *formats;
+	Oid		   *types;
+	const char **names;			/* destination column names (keys) */
+} Params;
+
+typedef struct PgSink
+{
+	/* configuration */
+	char	   *conninfo;
+	char	   *task_name;
+	char	   *origin_name;
+	char	   *source_encoding;
+	const DtsTask *task;
+	DtsConflictPolicy policy;
+	int			batch_txns;
+	int			batch_rows;
+	int64_t		batch_interval_us;
+
+	/* the connection */
+	PGconn	   *conn;
+	bool		pipeline;
+
+	/* progress */
+	uint64_t	durable_lsn;	/* stored by the last committed transaction */
+	uint64_t	accepted_lsn;	/* end of the last transaction accepted */
+
+	/* relations */
+	PgRel	   *buckets[REL_BUCKETS];
+	PgRel	   *all_rels;
+	int			next_rel_id;
+
+	/* the batch: one destination transaction */
+	Arena		arena;
+	PgTxnRec   *first_txn;
+	PgTxnRec   *last_txn;
+	int			ntxns;
+	long		nrows;
+	bool		dest_open;		/* BEGIN sent */
+	int64_t		batch_start_us;
+	bool		anomaly;		/* replay the batch carefully */
+	char		anomaly_msg[512];
+
+	/* the open source transaction */
+	bool		in_txn;
+	bool		skipping;
+	PgTxnRec   *cur;
+
+	/* pipeline */
+	Pending    *pend;
+	int			pend_cap;
+	int			pend_head;
+	int			pend_count;
+	PGresult   *catalog_res;
+	char		final_msg[512];
+
+	/* a run of inserts into one table, not sent yet (COPY if long) */
+	PgRel	   *run_rel;
+	PgChange  **run;
+	int			run_len;
+	int			run_cap;
+
+	/* scratch */
+	Params		params;
+	Buf			sql;
+	uint64_t   *sigbuf;
+	int			sigcap;
+} PgSink;
+
+static int	commit_batch(PgSink *ps, DtsError *err);
+static int	send_change(PgSink *ps, PgChange *chg, DtsError *err);
+
+/* ----------------------------------------------------------------
+ *		Small helpers
+ * ----------------------------------------------------------------
+ */
+
+static void *
+arena_alloc(Arena *a, size_t n)
+{
+	void	   *p;
+
+	n = (n + 7) & ~(size_t) 7;
+	if (a->head == NULL || a->head->cap - a->head->used < n)
+	{
+		size_t		cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+		ArenaBlock *b = dts_realloc(NULL, sizeof(ArenaBlock) + cap);
+
+		b->next = a->head;
+		b->used = 0;
+		b->cap = cap;
+		a->head = b;
+		a->total += cap;
+	}
+	p = a->head->data + a->head->used;
+	a->head->used += n;
+	return p;
+}
+
+static void
+arena_reset(Arena *a)
+{
+	while (a->head)
+	{
+		ArenaBlock *next = a->head->next;
+
+		free(a->head);
+		a->head = next;
+	}
+	a->total = 0;
+}
+
+static void
+buf_reserve(Buf *b, size_t need)
+{
+	if (b->cap - b->len > need)
+		return;
+	while (b->cap - b->len <= need)
+		b->cap = b->cap ? b->cap * 2 : 1024;
+	b->data = dts_realloc(b->data, b->cap);
+}
+
+static void
+buf_reset(Buf *b)
+{
+	buf_reserve(b, 1);
+	b->len = 0;
+	b->data[0] = '\0';
+}
+
+static void
+buf_add(Buf *b, const char *s)
+{
+	size_t		n = strlen(s);
+
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, s, n + 1);
+	b->len += n;
+}
+
+static void
+buf_printf(Buf *b, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+
+static void
+buf_printf(Buf *b, const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	buf_reserve(b, 64);
+	va_start(ap, fmt);
+	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if ((size_t) n >= b->cap - b->len)
+	{
+		buf_reserve(b, (size_t) n + 1);
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t) n;
+}
+
+/* Appends name as a quoted identifier ("" doubled). */
+static void
+buf_ident(Buf *b, const char *name)
+{
+	buf_reserve(b, strlen(name) * 2 + 3);
+	b->data[b->len++] = '"';
+	for (const char *p = name; *p; p++)
+	{
+		if (*p == '"')
+			b->data[b->len++] = '"';
+		b->data[b->len++] = *p;
+	}
+	b->data[b->len++] = '"';
+	b->data[b->len] = '\0';
+}
+
+static char *
+quote_qualified(const char *schema, const char *table)
+{
+	Buf			b = {0};
+
+	buf_reset(&b);
+	buf_ident(&b, schema);
+	buf_add(&b, ".");
+	buf_ident(&b, table);
+	return b.data;
+}
+
+static void
+params_reset(Params *p)
+{
+	p->n = 0;
+}
+
+static void
+params_add(Params *p, Oid type, const char *value, int length, int format,
+		   const char *name)
+{
+	if (p->n == p->cap)
+	{
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->values = dts_realloc(p->values, sizeof(char *) * p->cap);
+		p->lengths = dts_realloc(p->lengths, sizeof(int) * p->cap);
+		p->formats = dts_realloc(p->formats, sizeof(int) * p->cap);
+		p->types = dts_realloc(p->types, sizeof(Oid) * p->cap);
+		p->names = dts_realloc(p->names, sizeof(char *) * p->cap);
+	}
+	p->values[p->n] = value;
+	p->lengths[p->n] = length;
+	p->formats[p->n] = format;
+	p->types[p->n] = type;
+	p->names[p->n] = name;
+	p->n++;
+}
+
+static void
+put_be64(char *out, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--)
+	{
+		out[i] = (char) (v & 0xFF);
+		v >>= 8;
+	}
+}
+
+static bool
+sqlstate_is(const PGresult *res, const char *state)
+{
+	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return s != NULL && strcmp(s, state) == 0;
+}
+
+/* The error class of a failed statement. */
+static DtsErrorClass
+error_class(PgSink *ps, const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (ps->conn == NULL || PQstatus(ps->conn) != CONNECTION_OK ||
+		(s && strncmp(s, "08", 2) == 0))
+		return DTS_ERROR_CONNECT;
+	/* undefined objects, wrong types, privileges: a retry cannot help */
+	if (s && (strncmp(s, "42", 2) == 0 || strcmp(s, "22P03") == 0))
+		return DTS_ERROR_FATAL;
+	return DTS_ERROR_OTHER;
+}
+
+/* The server's error as one line: message (detail). */
+static const char *
+result_message(PgSink *ps, const PGresult *res, char *buf, size_t len)
+{
+	const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
+		NULL;
+	const char *d = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) :
+		NULL;
+	size_t		n;
+
+	if (m == NULL || *m == '\0')
+		m = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) :
+			ps->conn ? PQerrorMessage(ps->conn) : "no connection";
+	snprintf(buf, len, "%s", m);
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == ' ')
+		buf[--n] = '\0';
+	if (d && n + 3 < len)
+		snprintf(buf + n, len - n, " (%s)", d);
+	return buf;
+}
+
+static const char *
+kind_word(char kind)
+{
+	switch (kind)
+	{
+		case DTS_FRAME_INSERT:
+			return "INSERT";
+		case DTS_FRAME_UPDATE:
+			return "UPDATE";
+		case DTS_FRAME_DELETE:
+			return "DELETE";
+		case DTS_FRAME_TRUNCATE:
+			return "TRUNCATE";
+	}
+	return "change";
+}
+
+/* ----------------------------------------------------------------
+ *		Relations: routing and resolution against the destination
+ * ----------------------------------------------------------------
+ */
+
+static bool
+same_relation(const PgRel *p, const DtsRelation *r)
+{
+	if (p->relid != r->relid || p->replident != r->replident ||
+		p->ncols != r->ncols || p->nkeys != r->nkeys ||
+		strcmp(p->table, r->table) != 0 || strcmp(p->schema, r->schema) != 0)
+		return false;
+	for (int i = 0; i < r->ncols; i++)
+	{
+		const PgColumn *a = &p->cols[i];
+		const DtsColumn *b = &r->columns[i];
+
+		if (a->typoid != b->typoid || a->typmod != b->typmod ||
+			a->key != b->key || a->encoding != b->encoding ||
+			strcmp(a->name, b->name) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void
+reset_statements(PgSink *ps)
+{
+	for (PgRel *r = ps->all_rels; r; r = r->next_all)
+	{
+		r->ins_state = STMT_NONE;
+		r->del_state = STMT_NONE;
+		for (UpdateStmt *u = r->updates; u; u = u->next)
+			u->state = STMT_NONE;
+	}
+}
+
+/* Routes a new relation version by the task's rules. */
+static void
+route_rel(PgSink *ps, PgRel *rel)
+{
+	const DtsTableRule *rule = NULL;
+
+	rel->dml = DTS_DML_ALL;
+	if (strcmp(rel->schema, DTS_HEARTBEAT_SCHEMA) == 0 &&
+		(strcmp(rel->table, DTS_HEARTBEAT_TABLE) == 0 ||
+		 strcmp(rel->table, DTS_DDL_TABLE) == 0))
+	{
+		rel->skip = true;		/* pg_dts's own: the destination has its own */
+		return;
+	}
+	if (ps->task)
+	{
+		rule = dts_task_find_rule(ps->task, rel->schema, rel->table);
+		if (rule == NULL)
+		{
+			rel->skip = true;
+			return;
+		}
+		rel->dml = rule->dml;
+	}
+	rel->dst_schema = dts_strdup(rule && rule->new_schema ? rule->new_schema :
+								 rel->schema);
+	rel->dst_table = dts_strdup(rule && rule->new_table ? rule->new_table :
+								rel->table);
+	rel->qname = quote_qualified(rel->dst_schema, rel->dst_table);
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		const char *to = rel->cols[i].name;
+
+		for (int j = 0; rule && j < rule->ncolumns; j++)
+			if (strcmp(rule->columns[j].name, to) == 0)
+			{
+				if (rule->columns[j].new_name)
+					to = rule->columns[j].new_name;
+				break;
+			}
+		rel->cols[i].dst_name = dts_strdup(to);
+	}
+}
+
+/* The sink's version of a relation as the stream describes it now. */
+static PgRel *
+get_rel(PgSink *ps, const DtsRelation *r)
+{
+	PgRel	  **slot = &ps->buckets[r->relid % REL_BUCKETS];
+	PgRel	   *rel;
+	int			k = 0;
+
+	for (PgRel **pp = slot; *pp; pp = &(*pp)->next_hash)
+	{
+		if ((*pp)->relid != r->relid)
+			continue;
+		if (same_relation(*pp, r))
+			return *pp;
+		/* replaced: drop it from the lookup, keep it for the batch */
+		*pp = (*pp)->next_hash;
+		break;
+	}
+
+	rel = dts_realloc(NULL, sizeof(PgRel));
+	memset(rel, 0, sizeof(PgRel));
+	rel->relid = r->relid;
+	rel->schema = dts_strdup(r->schema);
+	rel->table = dts_strdup(r->table);
+	rel->replident = r->replident;
+	rel->ncols = r->ncols;
+	rel->nkeys = r->nkeys;
+	rel->cols = dts_realloc(NULL, sizeof(PgColumn) * (r->ncols + 1));
+	memset(rel->cols, 0, sizeof(PgColumn) * (r->ncols + 1));
+	rel->match = dts_realloc(NULL, sizeof(int) * (r->ncols + 1));
+	for (int i = 0; i < r->ncols; i++)
+	{
+		rel->cols[i].name = dts_strdup(r->columns[i].name);
+		rel->cols[i].typoid = r->columns[i].typoid;
+		rel->cols[i].typmod = r->columns[i].typmod;
+		rel->cols[i].key = r->columns[i].key;
+		rel->cols[i].encoding = r->columns[i].encoding;
+		if (r->nkeys > 0 ? r->columns[i].key :
+			r->replident == DTS_REPLIDENT_FULL)
+			rel->match[k++] = i;
+	}
+	rel->nmatch = k;
+	rel->match_all = r->nkeys == 0 && k > 0;
+	rel->id = ++ps->next_rel_id;
+	rel->sigwords = (r->ncols + 63) / 64;
+	snprintf(rel->ins_name, sizeof(rel->ins_name), "dts_%d_i", rel->id);
+	snprintf(rel->del_name, sizeof(rel->del_name), "dts_%d_d", rel->id);
+	route_rel(ps, rel);
+
+	rel->next_all = ps->all_rels;
+	ps->all_rels = rel;
+	rel->next_hash = *slot;
+	*slot = rel;
+	return rel;
+}
+
+static PgRel *
+find_rel_by_relid(PgSink *ps, uint32_t relid)
+{
+	for (PgRel *r = ps->buckets[relid % REL_BUCKETS]; r; r = r->next_hash)
+		if (r->relid == relid)
+			return r;
+	return NULL;
+}
+
+static void
+free_rel(PgRel *rel)
+{
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		free(rel->cols[i].name);
+		free(rel->cols[i].dst_name);
+	}
+	while (rel->updates)
+	{
+		UpdateStmt *next = rel->updates->next;
+
+		free(rel->updates->sig);
+		free(rel->updates);
+		rel->updates = next;
+	}
+	free(rel->cols);
+	free(rel->match);
+	free(rel->schema);
+	free(rel->table);
+	free(rel->dst_schema);
+	free(rel->dst_table);
+	free(rel->qname);
+	free(rel);
+}
+
+#define RESOLVE_SQL \
+	"SELECT a.attname, a.atttypid, bt.typelem, bt.typcategory = 'A', " \
+	"  EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod " \
+	"          WHERE am.amname = 'btree' AND oc.opcdefault " \
+	"            AND oc.opcintype IN (cmp.oid, CASE cmp.typtype " \
+	"                 WHEN 'e' THEN 'anyenum'::regtype::oid " \
+	"                 WHEN 'r' THEN 'anyrange'::regtype::oid " \
+	"                 WHEN 'c' THEN 'record'::regtype::oid ELSE 0::oid END)), " \
+	"  c.relkind " \
+	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " \
+	"JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped " \
+	"JOIN pg_type t ON t.oid = a.atttypid " \
+	"JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END " \
+	"JOIN pg_type cmp ON cmp.oid = CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE bt.oid END " \
+	"WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')"
+
+/* Fills in the destination's view of rel from the catalog query's result. */
+static int
+apply_resolution(PgSink *ps, PgRel *rel, PGresult *res, DtsError *err)
+{
+	Buf			missing = {0};
+	int			nmissing = 0;
+	int			nrows = PQntuples(res);
+
+	(void) ps;
+	if (nrows == 0)
+	{
+		dts_error_set(err, DTS_ERROR_FATAL,
+					  "table %s (for source table \"%s\".\"%s\") does not exist at the destination",
+					  rel->qname, rel->schema, rel->table);
+		dts_error_hint(err, "Create it at the destination (the schema sync or pg_dump --schema-only), or map the table to another name in the task's \"objects\".");
+		return -1;
+	}
+	buf_reset(&missing);
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		PgColumn   *col = &rel->cols[i];
+		int			row = -1;
+
+		for (int j = 0; j < nrows; j++)
+			if (strcmp(PQgetvalue(res, j, 0), col->dst_name) == 0)
+			{
+				row = j;
+				break;
+			}
+		if (row < 0)
+		{
+			buf_printf(&missing, "%s\"%s\"", nmissing ? ", " : "",
+					   col->dst_name);
+			nmissing++;
+			continue;
+		}
+		col->param_format = col->encoding == DTS_ENC_TEXT ? 0 : 1;
+		col->dst_type = (Oid) strtoul(PQgetvalue(res, row, 1), NULL, 10);
+		if (col->typoid < FIRST_NORMAL_OID)
+			col->param_type = col->typoid;
+		else
+		{
+			/* user-defined: its OID differs, take the destination's */
+			col->param_type = (Oid) strtoul(PQgetvalue(res, row, 1), NULL, 10);
+			if (col->param_format == 1 && PQgetvalue(res, row, 3)[0] == 't')
+				col->patch_elem = (Oid) strtoul(PQgetvalue(res, row, 2),
+												NULL, 10);
+		}
+		col->has_eq = PQgetvalue(res, row, 4)[0] == 't';
+		rel->partitioned = PQgetvalue(res, row, 5)[0] == 'p';
+	}
+	if (nmissing > 0)
+	{
+		dts_error_set(err, DTS_ERROR_FATAL,
+					  "table %s at the destination has no column%s %s (source table \"%s\".\"%s\")",
+					  rel->qname, nmissing > 1 ? "s" : "", missing.data,
+					  rel->schema, rel->table);
+		dts_error_hint(err, "Add the column%s at the destination, or map %s to existing columns in the task's \"objects\".",
+					   nmissing > 1 ? "s" : "", nmissing > 1 ? "them" : "it");
+		free(missing.data);
+		return -1;
+	}
+	free(missing.data);
+	rel->copy_ok = true;
+	for (int i = 0; i < rel->ncols; i++)
+		if (rel->cols[i].param_format != 1 ||
+			(rel->cols[i].typoid < FIRST_NORMAL_OID &&
+			 rel->cols[i].dst_type != rel->cols[i].typoid))
+			rel->copy_ok = false;
+	rel->resolved = true;
+	return 0;
+}
+
+/* ----------------------------------------------------------------
+ *		The pipeline
+ * ----------------------------------------------------------------
+ */
+
+static void
+pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
+{
+	int			at;
+
+	if (ps->pend_count == ps->pend_cap)
+	{
+		int			newcap = ps->pend_cap ? ps->pend_cap * 2 : 2048;
+		Pending    *n = dts_realloc(NULL, sizeof(Pending) * newcap);
+
+		for (int i = 0; i < ps->pend_count; i++)
+			n[i] = ps->pend[(ps->pend_head + i) % ps->pend_cap];
+		free(ps->pend);
+		ps->pend = n;
+		ps->pend_cap = newcap;
+		ps->pend_head = 0;
+	}
+	at = (ps->pend_head + ps->pend_count) % ps->pend_cap;
+	ps->pend[at].kind = kind;
+	ps->pend[at].state = state;
+	ps->pend[at].chg = chg;
+	ps->pend_count++;
+}
+
+static void
+set_anomaly(PgSink *ps, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+
+static void
+set_anomaly(PgSink *ps, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (ps->anomaly)
+		return;
+	ps->anomaly = true;
+	va_start(ap, fmt);
+	vsnprintf(ps->anomaly_msg, sizeof(ps->anomaly_msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Looks at the (first) result of one pipelined query. */
+static void
+pend_handle(PgSink *ps, const Pending *p, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	bool		ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	char		msg[400];
+
+	switch (p->kind)
+	{
+		case PEND_PREPARE:
+			*p->state = ok ? STMT_READY : STMT_NONE;
+			if (!ok && st != PGRES_PIPELINE_ABORTED)
+				set_anomaly(ps, "prepare failed: %s",
+							result_message(ps, res, msg, sizeof(msg)));
+			break;
+		case PEND_CHANGE:
+			if (st == PGRES_PIPELINE_ABORTED)
+				break;
+			if (!ok)
+				set_anomaly(ps, "%s failed: %s", kind_word(p->chg->kind),
+							result_message(ps, res, msg, sizeof(msg)));
+			else if ((p->chg->kind == DTS_FRAME_UPDATE ||
+					  p->chg->kind == DTS_FRAME_DELETE) &&
+					 strcmp(PQcmdTuples(res), "1") != 0)
+				set_anomaly(ps, "%s hit %s rows", kind_word(p->chg->kind),
+							PQcmdTuples(res));
+			break;
+		case PEND_OTHER:
+			if (!ok && st != PGRES_PIPELINE_ABORTED)
+				set_anomaly(ps, "%s",
+							result_message(ps, res, msg, sizeof(msg)));
+			break;
+		case PEND_FINAL:
+			*p->state = ok ? 1 : -1;
+			if (!ok)
+				result_message(ps, res, ps->final_msg, sizeof(ps->final_msg));
+			break;
+		case PEND_CATALOG:
+		case PEND_SYNC:
+			break;
+	}
+}
+
+/* Reads the results of the oldest outstanding query. */
+static int
+pend_read_one(PgSink *ps, DtsError *err)
+{
+	Pending		p = ps->pend[ps->pend_head];
+	PGresult   *res;
+	bool		got = false;
+
+	ps->pend_head = (ps->pend_head + 1) % ps->pend_cap;
+	ps->pend_count--;
+
+	if (p.kind == PEND_SYNC)
+	{
+		res = PQgetResult(ps->conn);
+		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+		{
+			char		msg[400];
+
+			dts_error_set(err, error_class(ps, res),
+						  "lost the pipeline to the destination: %s",
+						  result_message(ps, res, msg, sizeof(msg)));
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+		return 0;
+	}
+	while ((res = PQgetResult(ps->conn)) != NULL)
+	{
+		if (!got)
+		{
+			pend_handle(ps, &p, res);
+			if (p.kind == PEND_CATALOG)
+			{
+				PQclear(ps->catalog_res);
+				ps->catalog_res = res;
+				res = NULL;
+			}
+		}
+		got = true;
+		PQclear(res);
+	}
+	if (!got || PQstatus(ps->conn) != CONNECTION_OK)
+	{
+		if (p.kind == PEND_PREPARE)
+			*p.state = STMT_NONE;
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "lost the connection to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	}
+	return 0;
+}
+
+/* Reads results until at most "keep" are outstanding. */
+static int
+pend_wait(PgSink *ps, int keep, DtsError *err)
+{
+	if (ps->pend_count <= keep)
+		return 0;
+	if (PQsendFlushRequest(ps->conn) != 1 || PQflush(ps->conn) != 0)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	while (ps->pend_count > keep)
+		if (pend_read_one(ps, err) != 0)
+			return -1;
+	return 0;
+}
+
+static int
+pipe_sync(PgSink *ps, DtsError *err)
+{
+	if (PQpipelineSync(ps->conn) != 1)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	pend_push(ps, PEND_SYNC, NULL, NULL);
+	return 0;
+}
+
+/* Sends a query with parameters into the pipeline. */
+static int
+pipe_send(PgSink *ps, const char *sql, const Params *p, PendKind kind,
+		  int *state, PgChange *chg, DtsError *err)
+{
+	if (!PQsendQueryParams(ps->conn, sql, p ? p->n : 0, p ? p->types : NULL,
+						   p ? p->values : NULL, p ? p->lengths : NULL,
+						   p ? p->formats : NULL, 0))
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	pend_push(ps, kind, state, chg);
+	return 0;
+}
+
+/* ----------------------------------------------------------------
+ *		Connection
+ * ----------------------------------------------------------------
+ */
+
+static void
+disconnect(PgSink *ps)
+{
+	if (ps->conn)
+		PQfinish(ps->conn);
+	ps->conn = NULL;
+	ps->pipeline = false;
+	ps->pend_count = 0;
+	ps->pend_head = 0;
+	ps->dest_open = false;
+	ps->run_len = 0;
+	ps->run_rel = NULL;
+	PQclear(ps->catalog_res);
+	ps->catalog_res = NULL;
+	reset_statements(ps);
+}
+
+static int
+exec_ok(PgSink *ps, const char *sql, int nparams, const char *const *values,
+		const char *what, DtsError *err)
+{
+	PGresult   *res = PQexecParams(ps->conn, sql, nparams, NULL, values, NULL,
+								   NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	char		msg[400];
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	{
+		dts_error_set(err, error_class(ps, res),
+					  "could not %s at the destination: %s", what,
+					  result_message(ps, res, msg, sizeof(msg)));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+#define SETUP_TABLES_SQL \
+	"CREATE SCHEMA IF NOT EXISTS dts; " \
+	"CREATE TABLE IF NOT EXISTS dts.apply_progress (" \
+	" task text PRIMARY KEY, lsn pg_lsn NOT NULL, commit_time timestamptz," \
+	" applied_at timestamptz DEFAULT now()); " \
+	"CREATE TABLE IF NOT EXISTS dts.conflict_log (" \
+	" id bigserial PRIMARY KEY, task text, lsn pg_lsn, schema_name text," \
+	" table_name text, key jsonb, kind text, action text, detail text," \
+	" logged_at timestamptz DEFAULT now())"
+
+/*
+ * Connects and sets the session up: replica role, encodings, the dts
+ * tables, the replication origin; reads the applied LSN.
+ */
+static int
+connect_dest(PgSink *ps, DtsError *err)
+{
+	char	   *shown;
+	PGresult   *res;
+	const char *params[1];
+	uint64_t	lsn = 0;
+
+	if (ps->conn)
+		return 0;
+	ps->conn = PQconnectdb(ps->conninfo);
+	if (PQstatus(ps->conn) != CONNECTION_OK)
+	{
+		shown = dts_conninfo_for_display(ps->conninfo);
+		dts_error_set(err, DTS_ERROR_CONNECT,
+					  "could not connect to the destination (%s): %s", shown,
+					  PQerrorMessage(ps->conn));
+		free(shown);
+		disconnect(ps);
+		return -1;
+	}
+	if (exec_ok(ps, "SET client_min_messages = warning", 0, NULL,
+				"set client_min_messages", err) != 0 ||
+		exec_ok(ps, "SET session_replication_role = replica", 0, NULL,
+				"set session_replication_role (the destination user must be a superuser)",
+				err) != 0 ||
+		exec_ok(ps, "SET DateStyle = ISO", 0, NULL, "set DateStyle", err) != 0 ||
+		exec_ok(ps, "SET IntervalStyle = postgres", 0, NULL,
+				"set IntervalStyle", err) != 0 ||
+		exec_ok(ps, "SET extra_float_digits = 3", 0, NULL,
+				"set extra_float_digits", err) != 0)
+		goto fail;
+	if (ps->source_encoding &&
+		PQsetClientEncoding(ps->conn, ps->source_encoding) != 0)
+	{
+		dts_error_set(err, DTS_ERROR_FATAL,
+					  "the destination does not accept the source's encoding \"%s\" as client_encoding: %s",
+					  ps->source_encoding, PQerrorMessage(ps->conn));
+		goto fail;
+	}
+	res = PQexec(ps->conn, SETUP_TABLES_SQL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		char		msg[400];
+
+		dts_error_set(err, error_class(ps, res),
+					  "could not create the tables of schema dts at the destination: %s",
+					  result_message(ps, res, msg, sizeof(msg)));
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+
+	params[0] = ps->origin_name;
+	if (exec_ok(ps, "SELECT pg_replication_origin_create($1) "
+				"WHERE pg_replication_origin_oid($1) IS NULL", 1, params,
+				"create the replication origin", err) != 0 ||
+		exec_ok(ps, "SELECT pg_replication_origin_session_setup($1)", 1,
+				params, "set up the replication origin of the session",
+				err) != 0)
+	{
+		dts_error_hint(err, "Another pg_dts_ship of task \"%s\" may still be applying to this destination.",
+					   ps->task_name);
+		goto fail;
+	}
+
+	params[0] = ps->task_name;
+	res = PQexecParams(ps->conn,
+					   "SELECT lsn::text FROM dts.apply_progress WHERE task = $1",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		char		msg[400];
+
+		dts_error_set(err, error_class(ps, res),
+					  "could not read dts.apply_progress at the destination: %s",
+					  result_message(ps, res, msg, sizeof(msg)));
+		PQclear(res);
+		goto fail;
+	}
+	if (PQntuples(res) == 1)
+		dts_lsn_parse(PQgetvalue(res, 0, 0), &lsn);
+	PQclear(res);
+	if (lsn > ps->durable_lsn)
+		ps->durable_lsn = lsn;
+	if (ps->durable_lsn > ps->accepted_lsn)
+		ps->accepted_lsn = ps->durable_lsn;
+	return 0;
+
+fail:
+	disconnect(ps);
+	return -1;
+}
+
+/* ----------------------------------------------------------------
+ *		Statements
+ * ----------------------------------------------------------------
+ */
+
+/* WHERE clause matching one row, parameters from $first on */
+static void
+sql_where(Buf *b, const PgRel *rel, int first)
+{
+	if (rel->match_all)
+	{
+		buf_add(b, rel->partitioned ? " WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM " :
+				" WHERE ctid = (SELECT ctid FROM ");
+		buf_add(b, rel->qname);
+		buf_add(b, " WHERE ");
+	}
+	else
+		buf_add(b, " WHERE ");
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		const PgColumn *col = &rel->cols[rel->match[k]];
+
+		if (k > 0)
+			buf_add(b, " AND ");
+		buf_ident(b, col->dst_name);
+		if (!rel->match_all)
+			buf_printf(b, " = $%d", first + k);
+		else if (col->has_eq)
+			buf_printf(b, " IS NOT DISTINCT FROM $%d", first + k);
+		else
+			buf_printf(b, "::text IS NOT DISTINCT FROM $%d::text", first + k);
+	}
+	if (rel->match_all)
+		buf_add(b, " LIMIT 1)");
+}
+
+/* INSERT of the columns in mask (NULL: all) */
+static void
+sql_insert(Buf *b, const PgRel *rel, const bool *mask)
+{
+	int			n = 0;
+
+	buf_reset(b);
+	buf_add(b, "INSERT INTO ");
+	buf_add(b, rel->qname);
+	buf_add(b, " (");
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		if (mask && !mask[i])
+			continue;
+		if (n++ > 0)
+			buf_add(b, ", ");
+		buf_ident(b, rel->cols[i].dst_name);
+	}
+	buf_add(b, ") VALUES (");
+	for (int i = 1; i <= n; i++)
+		buf_printf(b, "%s$%d", i > 1 ? ", " : "", i);
+	buf_add(b, ")");
+}
+
+static bool
+sig_has(const uint64_t *sig, int i)
+{
+	return (sig[i / 64] >> (i % 64)) & 1;
+}
+
+/* UPDATE of the columns in sig, matched by the WHERE parameters after */
+static void
+sql_update(Buf *b, const PgRel *rel, const uint64_t *sig)
+{
+	int			n = 0;
+
+	buf_reset(b);
+	buf_add(b, "UPDATE ");
+	buf_add(b, rel->qname);
+	buf_add(b, " SET ");
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		if (!sig_has(sig, i))
+			continue;
+		if (n++ > 0)
+			buf_add(b, ", ");
+		buf_ident(b, rel->cols[i].dst_name);
+		buf_printf(b, " = $%d", n);
+	}
+	sql_where(b, rel, n + 1);
+}
+
+static void
+sql_delete(Buf *b, const PgRel *rel)
+{
+	buf_reset(b);
+	buf_add(b, "DELETE FROM ");
+	buf_add(b, rel->qname);
+	sql_where(b, rel, 1);
+}
+
+/* An array image of a user-defined element type gets the destination's. */
+static void
+patch_value(const PgColumn *col, PgVal *v)
+{
+	if (col->patch_elem && v->len >= 12)
+	{
+		/* ndim, flags, element type OID */
+		v->data[8] = (char) (col->patch_elem >> 24);
+		v->data[9] = (char) (col->patch_elem >> 16);
+		v->data[10] = (char) (col->patch_elem >> 8);
+		v->data[11] = (char) col->patch_elem;
+	}
+}
+
+/* Adds the parameter of column i with value v. */
+static void
+add_value(Params *p, const PgRel *rel, int i, PgVal *v)
+{
+	const PgColumn *col = &rel->cols[i];
+
+	if (v->status != DTS_VALUE_PRESENT)
+	{
+		params_add(p, col->param_type, NULL, 0, col->param_format,
+				   col->dst_name);
+		return;
+	}
+	patch_value(col, v);
+	params_add(p, col->param_type, v->data, v->len, col->param_format,
+			   col->dst_name);
+}
+
+/* The tuple the WHERE of an UPDATE or DELETE takes its values from */
+static PgVal *
+where_tuple(const PgChange *chg)
+{
+	if (chg->rel->match_all)
+		return chg->old_kind == DTS_OLD_FULL ? chg->oldv : NULL;
+	if (chg->old_kind == DTS_OLD_KEY || chg->old_kind == DTS_OLD_FULL)
+		return chg->oldv;
+	return chg->kind == DTS_FRAME_UPDATE ? chg->newv : NULL;
+}
+
+/* Adds the WHERE parameters from tuple t; false if a value is missing. */
+static bool
+add_where(Params *p, const PgRel *rel, PgVal *t)
+{
+	if (t == NULL || rel->nmatch == 0)
+		return false;
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		PgVal	   *v = &t[rel->match[k]];
+
+		if (v->status != DTS_VALUE_PRESENT && v->status != DTS_VALUE_NULL)
+			return false;
+		add_value(p, rel, rel->match[k], v);
+	}
+	return true;
+}
+
+/* The set of present (or NULL) columns of a new tuple, into ps->sigbuf */
+static uint64_t *
+tuple_sig(PgSink *ps, const PgRel *rel, const PgVal *t)
+{
+	if (ps->sigcap < rel->sigwords)
+	{
+		ps->sigcap = rel->sigwords;
+		ps->sigbuf = dts_realloc(ps->sigbuf, sizeof(uint64_t) * ps->sigcap);
+	}
+	memset(ps->sigbuf, 0, sizeof(uint64_t) * rel->sigwords);
+	for (int i = 0; i < rel->ncols; i++)
+		if (t[i].status == DTS_VALUE_PRESENT || t[i].status == DTS_VALUE_NULL)
+			ps->sigbuf[i / 64] |= UINT64_C(1) << (i % 64);
+	return ps->sigbuf;
+}
+
+static UpdateStmt *
+find_update(PgSink *ps, PgRel *rel, const uint64_t *sig)
+{
+	UpdateStmt *u;
+
+	for (u = rel->updates; u; u = u->next)
+		if (memcmp(u->sig, sig, sizeof(uint64_t) * rel->sigwords) == 0)
+			return u;
+	u = dts_realloc(NULL, sizeof(UpdateStmt));
+	u->sig = dts_realloc(NULL, sizeof(uint64_t) * rel->sigwords);
+	memcpy(u->sig, sig, sizeof(uint64_t) * rel->sigwords);
+	u->state = STMT_NONE;
+	snprintf(u->name, sizeof(u->name), "dts_%d_u%d", rel->id, ++rel->nupdates);
+	u->next = rel->updates;
+	rel->updates = u;
+	(void) ps;
+	return u;
+}
+
+/* An UPDATE or DELETE the sink cannot place: no key, no old row. */
+static int
+no_key_error(PgSink *ps, const PgChange *chg, DtsError *err)
+{
+	(void) ps;
+	dts_error_set(err, DTS_ERROR_FATAL,
+				  "cannot apply %s of source table \"%s\".\"%s\" (source transaction %u): the table has no primary key or replica identity index and is not REPLICA IDENTITY FULL, so the row cannot be found",
+				  kind_word(chg->kind), chg->rel->schema, chg->rel->table,
+				  chg->txn->xid);
+	dts_error_hint(err, "Run ALTER TABLE ... REPLICA IDENTITY FULL (or add a primary key) on the source table, then resynchronize it.");
+	return -1;
+}
+
+/* TRUNCATE text of a change; false if none of its tables is applied */
+static bool
+sql_truncate(Buf *b, const PgChange *chg)
+{
+	int			n = 0;
+
+	buf_reset(b);
+	buf_add(b, "TRUNCATE ");
+	for (int i = 0; i < chg->ntrunc; i++)
+	{
+		const PgRel *r = chg->trunc[i];
+
+		if (r->skip || !(r->dml & DTS_DML_TRUNCATE))
+			continue;
+		buf_add(b, n++ > 0 ? ", " : "");
+		if (!r->partitioned)
+			buf_add(b, "ONLY ");
+		buf_add(b, r->qname);
+	}
+	if (chg->flags & DTS_TRUNCATE_RESTART_SEQS)
+		buf_add(b, " RESTART IDENTITY");
+	if (chg->flags & DTS_TRUNCATE_CASCADE)
+		buf_add(b, " CASCADE");
+	return n > 0;
+}
+
+/* ----------------------------------------------------------------
+ *		Fast path: pipelined statements
+ * ----------------------------------------------------------------
+ */
+
+/* Resolves rel inside the pipeline (waits for the catalog query). */
+static int
+resolve_pipelined(PgSink *ps, PgRel *rel, DtsError *err)
+{
+	const char *values[2] = {rel->dst_schema, rel->dst_table};
+	PGresult   *res;
+	int			rc;
+
+	if (!PQsendQueryParams(ps->conn, RESOLVE_SQL, 2, NULL, values, NULL, NULL,
+						   0))
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	pend_push(ps, PEND_CATALOG, NULL, NULL);
+	if (pend_wait(ps, 0, err) != 0)
+		return -1;
+	res = ps->catalog_res;
+	ps->catalog_res = NULL;
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		/* aborted by an earlier failure: the careful replay resolves */
+		PQclear(res);
+		set_anomaly(ps, "catalog query failed");
+		return 0;
+	}
+	rc = apply_resolution(ps, rel, res, err);
+	PQclear(res);
+	return rc;
+}
+
+static int
+resolve_sync(PgSink *ps, PgRel *rel, DtsError *err)
+{
+	const char *values[2] = {rel->dst_schema, rel->dst_table};
+	PGresult   *res;
+	int			rc;
+	char		msg[400];
+
+	if (rel->resolved)
+		return 0;
+	res = PQexecParams(ps->conn, RESOLVE_SQL, 2, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		dts_error_set(err, error_class(ps, res),
+					  "could not look up table %s at the destination: %s",
+					  rel->qname, result_message(ps, res, msg, sizeof(msg)));
+		PQclear(res);
+		return -1;
+	}
+	rc = apply_resolution(ps, rel, res, err);
+	PQclear(res);
+	return rc;
+}
+
+/* Prepares a statement in the pipeline if it is not yet. */
+static int
+ensure_prepared(PgSink *ps, int *state, const char *name, const Params *p,
+				DtsError *err)
+{
+	if (*state != STMT_NONE)
+		return 0;
+	if (!PQsendPrepare(ps->conn, name, ps->sql.data, p->n, p->types))
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	*state = STMT_SENT;
+	pend_push(ps, PEND_PREPARE, state, NULL);
+	return 0;
+}
+
+/* Sends one change as a prepared statement into the pipeline. */
+static int
+send_prepared(PgSink *ps, PgChange *chg, DtsError *err)
+{
+	PgRel	   *rel = chg->rel;
+	Params	   *p = &ps->params;
+	const char *name;
+	int		   *state;
+
+	params_reset(p);
+	if (chg->kind == DTS_FRAME_INSERT)
+	{
+		for (int i = 0; i < rel->ncols; i++)
+			add_value(p, rel, i, &chg->newv[i]);
+		name = rel->ins_name;
+		state = &rel->ins_state;
+		if (*state == STMT_NONE)
+			sql_insert(&ps->sql, rel, NULL);
+	}
+	else if (chg->kind == DTS_FRAME_UPDATE)
+	{
+		uint64_t   *sig = tuple_sig(ps, rel, chg->newv);
+		UpdateStmt *u;
+
+		for (int i = 0; i < rel->ncols; i++)
+			if (sig_has(sig, i))
+				add_value(p, rel, i, &chg->newv[i]);
+		if (p->n == 0)
+			return 0;			/* nothing but unchanged values: no-op */
+		u = find_update(ps, rel, sig);
+		if (!add_where(p, rel, where_tuple(chg)))
+			return no_key_error(ps, chg, err);
+		name = u->name;
+		state = &u->state;
+		if (*state == STMT_NONE)
+			sql_update(&ps->sql, rel, u->sig);
+	}
+	else
+	{
+		if (!add_where(p, rel, where_tuple(chg)))
+			return no_key_error(ps, chg, err);
+		name = rel->del_name;
+		state = &rel->del_state;
+		if (*state == STMT_NONE)
+			sql_delete(&ps->sql, rel);
+	}
+	if (ensure_prepared(ps, state, name, p, err) != 0)
+		return -1;
+	if (!PQsendQueryPrepared(ps->conn, name, p->n, p->values, p->lengths,
+							 p->formats, 0))
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	pend_push(ps, PEND_CHANGE, NULL, chg);
+	if (ps->pend_count >= PIPELINE_WINDOW)
+		return pend_wait(ps, PIPELINE_WINDOW / 2, err);
+	return 0;
+}
+
+static void
+put_be32(Buf *b, uint32_t v)
+{
+	buf_reserve(b, 4);
+	b->data[b->len++] = (char) (v >> 24);
+	b->data[b->len++] = (char) (v >> 16);
+	b->data[b->len++] = (char) (v >> 8);
+	b->data[b->len++] = (char) v;
+}
+
+/*
+ * Sends the run of inserts as one COPY ... FROM STDIN (FORMAT binary):
+ * the pipeline is drained and left for it (COPY cannot be pipelined), in
+ * the same destination transaction.  A COPY that fails or stores another
+ * number of rows marks the batch.
+ */
+static int
+copy_run(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	Buf		   *b = &ps->sql;
+	PGresult   *res;
+	char		msg[400];
+	bool		sent_ok = true;
+	static const char header[] = "PGCOPY\n\377\r\n";
+
+	if (pipe_sync(ps, err) != 0 || pend_wait(ps, 0, err) != 0)
+		return -1;
+	if (ps->anomaly)
+		return 0;				/* the batch is replayed anyway */
+	if (PQexitPipelineMode(ps->conn) != 1)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "could not leave pipeline mode on the destination: %s",
+							 PQerrorMessage(ps->conn));
+	ps->pipeline = false;
+
+	buf_reset(b);
+	buf_add(b, "COPY ");
+	buf_add(b, rel->qname);
+	buf_add(b, " (");
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		buf_add(b, i > 0 ? ", " : "");
+		buf_ident(b, rel->cols[i].dst_name);
+	}
+	buf_add(b, ") FROM STDIN (FORMAT binary)");
+	res = PQexec(ps->conn, b->data);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		set_anomaly(ps, "COPY failed: %s",
+					result_message(ps, res, msg, sizeof(msg)));
+		PQclear(res);
+		goto reenter;
+	}
+	PQclear(res);
+
+	buf_reset(b);
+	buf_reserve(b, 19);
+	memcpy(b->data, header, 11);
+	memset(b->data + 11, 0, 8); /* flags, header extension length */
+	b->len = 19;
+	for (int r = 0; r < ps->run_len && sent_ok; r++)
+	{
+		PgVal	   *vals = ps->run[r]->newv;
+
+		buf_reserve(b, 2);
+		b->data[b->len++] = (char) (rel->ncols >> 8);
+		b->data[b->len++] = (char) rel->ncols;
+		for (int i = 0; i < rel->ncols; i++)
+		{
+			PgVal	   *v = &vals[i];
+
+			if (v->status != DTS_VALUE_PRESENT)
+			{
+				put_be32(b, UINT32_MAX);	/* -1: NULL */
+				continue;
+			}
+			patch_value(&rel->cols[i], v);
+			put_be32(b, (uint32_t) v->len);
+			buf_reserve(b, (size_t) v->len);
+			memcpy(b->data + b->len, v->data, (size_t) v->len);
+			b->len += (size_t) v->len;
+		}
+		if (b->len >= COPY_CHUNK)
+		{
+			sent_ok = PQputCopyData(ps->conn, b->data, (int) b->len) == 1;
+			b->len = 0;
+		}
+	}
+	buf_reserve(b, 2);
+	b->data[b->len++] = (char) 0xFF;	/* trailer: -1 */
+	b->data[b->len++] = (char) 0xFF;
+	if (!sent_ok || PQputCopyData(ps->conn, b->data, (int) b->len) != 1 ||
+		PQputCopyEnd(ps->conn, NULL) != 1)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	while ((res = PQgetResult(ps->conn)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			set_anomaly(ps, "COPY failed: %s",
+						result_message(ps, res, msg, sizeof(msg)));
+		else if (strtol(PQcmdTuples(res), NULL, 10) != ps->run_len)
+			set_anomaly(ps, "COPY stored %s of %d rows", PQcmdTuples(res),
+						ps->run_len);
+		PQclear(res);
+	}
+	if (PQstatus(ps->conn) != CONNECTION_OK)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "lost the connection to the destination: %s",
+							 PQerrorMessage(ps->conn));
+
+reenter:
+	if (PQenterPipelineMode(ps->conn) != 1)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "could not enter pipeline mode on the destination connection: %s",
+							 PQerrorMessage(ps->conn));
+	ps->pipeline = true;
+	return 0;
+}
+
+/* Sends the run of inserts: COPY if long enough, else one by one. */
+static int
+flush_run(PgSink *ps, DtsError *err)
+{
+	int			rc = 0;
+
+	if (ps->run_len == 0)
+		return 0;
+	if (ps->anomaly)
+		rc = 0;
+	else if (ps->run_len >= COPY_MIN_ROWS)
+		rc = copy_run(ps, err);
+	else
+		for (int i = 0; i < ps->run_len && rc == 0 && !ps->anomaly; i++)
+			rc = send_prepared(ps, ps->run[i], err);
+	ps->run_len = 0;
+	ps->run_rel = NULL;
+	return rc;
+}
+
+/*
+ * Sends one change (nothing once the batch is marked).  Inserts into a
+ * table that COPY can take wait in a run; anything else sends the run
+ * first.
+ */
+static int
+send_change(PgSink *ps, PgChange *chg, DtsError *err)
+{
+	PgRel	   *rel = chg->rel;
+
+	if (ps->anomaly)
+		return 0;
+	if (chg->kind == DTS_FRAME_TRUNCATE)
+	{
+		if (flush_run(ps, err) != 0)
+			return -1;
+		for (int i = 0; i < chg->ntrunc; i++)
+			if (!chg->trunc[i]->skip && !chg->trunc[i]->resolved &&
+				resolve_pipelined(ps, chg->trunc[i], err) != 0)
+				return -1;
+		if (ps->anomaly || !sql_truncate(&ps->sql, chg))
+			return 0;
+		return pipe_send(ps, ps->sql.data, NULL, PEND_CHANGE, NULL, chg, err);
+	}
+	if (!rel->resolved)
+	{
+		if (resolve_pipelined(ps, rel, err) != 0)
+			return -1;
+		if (ps->anomaly)
+			return 0;
+	}
+	if (chg->kind == DTS_FRAME_INSERT && rel->copy_ok)
+	{
+		if (ps->run_rel != rel && flush_run(ps, err) != 0)
+			return -1;
+		if (ps->run_len == ps->run_cap)
+		{
+			ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 1024;
+			ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
+		}
+		ps->run_rel = rel;
+		ps->run[ps->run_len++] = chg;
+		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
+	}
+	if (flush_run(ps, err) != 0)
+		return -1;
+	return send_prepared(ps, chg, err);
+}
+
+/* Opens the destination transaction of a batch (pipeline, BEGIN). */
+static int
+begin_dest(PgSink *ps, DtsError *err)
+{
+	if (ps->dest_open)
+		return 0;
+	if (connect_dest(ps, err) != 0)
+		return -1;
+	if (!ps->pipeline)
+	{
+		if (PQenterPipelineMode(ps->conn) != 1)
+			return dts_error_set(err, DTS_ERROR_OTHER,
+								 "could not enter pipeline mode on the destination connection: %s",
+								 PQerrorMessage(ps->conn));
+		ps->pipeline = true;
+	}
+	ps->anomaly = false;
+	ps->anomaly_msg[0] = '\0';
+	ps->dest_open = true;
+	ps->batch_start_us = dts_now_us();
+	return pipe_send(ps, "BEGIN", NULL, PEND_OTHER, NULL, NULL, err);
+}
+
+/* Parameters of the progress upsert and of the origin's xact setup */
+typedef struct ProgressParams
+{
+	char		lsn[DTS_LSN_BUFSIZE];
+	char		time_image[8];
+	Params		p;
+} ProgressParams;
+
+#define ORIGIN_SETUP_SQL \
+	"SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)"
+#define PROGRESS_SQL \
+	"INSERT INTO dts.apply_progress AS p (task, lsn, commit_time) " \
+	"VALUES ($3, $1::text::pg_lsn, $2) ON CONFLICT (task) DO UPDATE " \
+	"SET lsn = EXCLUDED.lsn, commit_time = EXCLUDED.commit_time, applied_at = now()"
+
+static void
+progress_params(PgSink *ps, ProgressParams *pp, const PgTxnRec *t)
+{
+	dts_lsn_str(t->end_lsn, pp->lsn);
+	put_be64(pp->time_image, (uint64_t) t->commit_time);
+	memset(&pp->p, 0, sizeof(pp->p));
+	params_add(&pp->p, TEXTOID_, pp->lsn, 0, 0, NULL);
+	params_add(&pp->p, TIMESTAMPTZOID_, pp->time_image, 8, 1, NULL);
+	params_add(&pp->p, TEXTOID_, ps->task_name, 0, 0, NULL);
+}
+
+static void
+progress_params_free(ProgressParams *pp)
+{
+	free(pp->p.values);
+	free(pp->p.lengths);
+	free(pp->p.formats);
+	free(pp->p.types);
+	free(pp->p.names);
+}
+
+/* Forgets the batch (after its commit or rollback). */
+static void
+reset_batch(PgSink *ps)
+{
+	arena_reset(&ps->arena);
+	ps->first_txn = ps->last_txn = NULL;
+	ps->ntxns = 0;
+	ps->nrows = 0;
+	ps->cur = NULL;
+	ps->dest_open = false;
+	ps->anomaly = false;
+	ps->run_len = 0;
+	ps->run_rel = NULL;
+	ps->accepted_lsn = ps->durable_lsn;
+}
+
+/*
+ * Ends the pipeline: a sync, every result read, then out of pipeline
+ * mode.  On failure the connection is dropped (the server rolls back).
+ */
+static int
+end_pipeline(PgSink *ps, DtsError *err)
+{
+	if (!ps->pipeline)
+		return 0;
+	if (pipe_sync(ps, err) != 0 || pend_wait(ps, 0, err) != 0 ||
+		PQexitPipelineMode(ps->conn) != 1)
+	{
+		dts_error_set(err, DTS_ERROR_CONNECT,
+					  "could not leave pipeline mode on the destination: %s",
+					  PQerrorMessage(ps->conn));
+		disconnect(ps);
+		return -1;
+	}
+	ps->pipeline = false;
+	return 0;
+}
+
+/* Rolls the open destination transaction back (best effort). */
+static void
+abort_dest(PgSink *ps)
+{
+	DtsError	ignored = {0};
+
+	ps->run_len = 0;
+	ps->run_rel = NULL;
+	if (ps->conn == NULL)
+		return;
+	if (ps->pipeline && end_pipeline(ps, &ignored) != 0)
+		return;
+	if (ps->dest_open || PQtransactionStatus(ps->conn) != PQTRANS_IDLE)
+	{
+		PGresult   *res = PQexec(ps->conn, "ROLLBACK");
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			disconnect(ps);
+		PQclear(res);
+	}
+	ps->dest_open = false;
+}
+
+static int	replay_careful(PgSink *ps, DtsError *err);
+
+/*
+ * Commits the batch: progress and origin, then (once every statement is
+ * known to have done what it should) COMMIT.  A marked batch is rolled
+ * back and replayed carefully instead.
+ */
+static int
+commit_batch(PgSink *ps, DtsError *err)
+{
+	ProgressParams pp;
+	int			commit_state = 0;
+	int			rc = 0;
+
+	if (!ps->dest_open)
+		return 0;
+	if (ps->last_txn == NULL)
+	{
+		abort_dest(ps);
+		reset_batch(ps);
+		return 0;
+	}
+	if (flush_run(ps, err) != 0)
+	{
+		abort_dest(ps);
+		reset_batch(ps);
+		return -1;
+	}
+	progress_params(ps, &pp, ps->last_txn);
+	if (!ps->anomaly)
+	{
+		Params		two = pp.p;
+
+		two.n = 2;
+		if (pipe_send(ps, ORIGIN_SETUP_SQL, &two, PEND_OTHER, NULL, NULL,
+					  err) != 0 ||
+			pipe_send(ps, PROGRESS_SQL, &pp.p, PEND_OTHER, NULL, NULL,
+					  err) != 0 ||
+			pipe_sync(ps, err) != 0 ||
+			pend_wait(ps, 0, err) != 0)
+			goto fail;
+	}
+	if (!ps->anomaly)
+	{
+		if (pipe_send(ps, "COMMIT", NULL, PEND_FINAL, &commit_state, NULL,
+					  err) != 0 ||
+			pipe_sync(ps, err) != 0 ||
+			pend_wait(ps, 0, err) != 0)
+			goto fail;
+		if (commit_state != 1)
+		{
+			dts_error_set(err, DTS_ERROR_OTHER,
+						  "could not commit %d source transactions at the destination: %s",
+						  ps->ntxns, ps->final_msg);
+			goto fail;
+		}
+		ps->durable_lsn = ps->last_txn->end_lsn;
+		ps->dest_open = false;
+		reset_batch(ps);
+		progress_params_free(&pp);
+		return 0;
+	}
+
+	/* something did not fit: roll back, then one source transaction at a time */
+	dts_log_info("batch of %d source transactions did not apply cleanly (%s); replaying it statement by statement",
+				 ps->ntxns, ps->anomaly_msg);
+	abort_dest(ps);
+	if (ps->conn && ps->pipeline == false)
+		rc = replay_careful(ps, err);
+	else
+		rc = dts_error_set(err, DTS_ERROR_CONNECT,
+						   "lost the connection to the destination while rolling back");
+	reset_batch(ps);
+	progress_params_free(&pp);
+	return rc;
+
+fail:
+	progress_params_free(&pp);
+	abort_dest(ps);
+	reset_batch(ps);
+	return -1;
+}
+
+/* ----------------------------------------------------------------
+ *		Careful path: one statement at a time, conflicts resolved
+ * ----------------------------------------------------------------
+ */
+
+/* Runs a statement under a savepoint; the result is the caller's. */
+static PGresult *
+exec_guarded(PgSink *ps, const char *sql, const Params *p, bool *failed)
+{
+	PGresult   *res;
+	PGresult   *sp;
+	ExecStatusType st;
+
+	sp = PQexec(ps->conn, "SAVEPOINT dts_row");
+	PQclear(sp);
+	res = PQexecParams(ps->conn, sql, p->n, p->types, p->values, p->lengths,
+					   p->formats, 0);
+	st = PQresultStatus(res);
+	*failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+	sp = PQexec(ps->conn, *failed ? "ROLLBACK TO SAVEPOINT dts_row" :
+				"RELEASE SAVEPOINT dts_row");
+	PQclear(sp);
+	return res;
+}
+
+static long
+affected(const PGresult *res)
+{
+	return strtol(PQcmdTuples((PGresult *) res), NULL, 10);
+}
+
+/* The key of a row as the conflict report takes it: the last n params. */
+static DtsConflictKey
+params_key(const Params *p, int from)
+{
+	DtsConflictKey k;
+
+	k.n = p->n - from;
+	k.names = p->names + from;
+	k.types = p->types + from;
+	k.values = p->values + from;
+	k.lengths = p->lengths + from;
+	k.formats = p->formats + from;
+	return k;
+}
+
+/* Key parameters of a tuple, for INSERT conflicts: p gets them appended */
+static void
+add_tuple_key(Params *p, const PgRel *rel, PgVal *t)
+{
+	for (int k = 0; k < rel->nmatch; k++)
+		add_value(p, rel, rel->match[k], &t[rel->match[k]]);
+}
+
+typedef struct CarefulCtx
+{
+	PgSink	   *ps;
+	PgChange   *chg;
+	DtsError   *err;
+	bool		failed;			/* a FAIL action: the task stops */
+	char		fail_msg[700];
+} CarefulCtx;
+
+/*
+ * Handles one conflict: resolve, report (in the transaction when the
+ * action applies; a FAIL is reported by the caller after the rollback).
+ */
+static DtsConflictAction
+conflict(CarefulCtx *cx, DtsConflictKind kind, const DtsConflictKey *key,
+		 const char *detail, int *rc)
+{
+	PgSink	   *ps = cx->ps;
+	DtsConflict c;
+	DtsConflictAction action = dts_conflict_resolve(ps->policy, kind);
+
+	memset(&c, 0, sizeof(c));
+	c.kind = kind;
+	c.action = action;
+	c.task = ps->task_name;
+	c.xid = cx->chg->txn->xid;
+	c.lsn = cx->chg->txn->commit_lsn;
+	c.schema = cx->chg->rel->dst_schema;
+	c.table = cx->chg->rel->dst_table;
+	c.key = *key;
+	c.detail = detail;
+	*rc = 0;
+	if (action == DTS_ACTION_FAIL)
+	{
+		char		keytext[400];
+		char		lsn[DTS_LSN_BUFSIZE];
+
+		/* the task stops: roll back, then log it in a transaction of its own */
+		PGresult   *res = PQexec(ps->conn, "ROLLBACK");
+
+		PQclear(res);
+		if (dts_conflict_report(ps->conn, &c, keytext, sizeof(keytext),
+								cx->err) != 0)
+			dts_error_clear(cx->err);
+		dts_error_set(cx->err, DTS_ERROR_FATAL,
+					  "conflict %s on table %s, key %s: %s (row %d of source transaction %u, commit LSN %s); conflict_policy is TaskFailed, so the task stops",
+					  dts_conflict_kind_name(kind), cx->chg->rel->qname,
+					  keytext, detail, cx->chg->seq, c.xid,
+					  dts_lsn_str(c.lsn, lsn));
+		dts_error_hint(cx->err, "Make the destination row agree with the source (or set the sink's \"conflict_policy\" to \"Ignore\" or \"Overwrite\"), then start the task again: it resumes with this transaction.");
+		cx->failed = true;
+		*rc = -1;
+		return action;
+	}
+	if (dts_conflict_report(ps->conn, &c, NULL, 0, cx->err) != 0)
+		*rc = -1;
+	return action;
+}
+
+/* A statement failed for a reason that is not a conflict. */
+static int
+statement_error(CarefulCtx *cx, const PGresult *res, const DtsConflictKey *key)
+{
+	PgSink	   *ps = cx->ps;
+	char		msg[400];
+	char		keytext[300];
+	char		lsn[DTS_LSN_BUFSIZE];
+	DtsErrorClass cls = error_class(ps, res);
+	PGresult   *rb;
+
+	result_message(ps, res, msg, sizeof(msg));
+	rb = PQexec(ps->conn, "ROLLBACK");
+	PQclear(rb);
+	if (key)
+		dts_conflict_key_text(ps->conn, key, keytext, sizeof(keytext));
+	else
+		snprintf(keytext, sizeof(keytext), "(none)");
+	return dts_error_set(cx->err, cls,
+						 "could not apply %s to table %s, key %s (row %d of source transaction %u, commit LSN %s): %s",
+						 kind_word(cx->chg->kind), cx->chg->rel->qname, keytext,
+						 cx->chg->seq, cx->chg->txn->xid,
+						 dts_lsn_str(cx->chg->txn->commit_lsn, lsn), msg);
+}
+
+static const char *
+server_detail(const PGresult *res)
+{
+	const char *d = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+
+	return d ? d : PQresultErrorMessage(res);
+}
+
+/*
+ * INSERT of row t (all columns in mask, NULL: all), under the policy.
+ * from_update: it replaces an UPDATE that found no row.
+ */
+static int
+careful_insert(CarefulCtx *cx, PgVal *t, const bool *mask)
+{
+	PgSink	   *ps = cx->ps;
+	PgRel	   *rel = cx->chg->rel;
+	Params	   *p = &ps->params;
+	PGresult   *res;
+	bool		failed;
+	int			rc = 0;
+	int			nvals;
+	DtsConflictKey key;
+	char		detail[600];
+	DtsConflictAction action;
+
+	params_reset(p);
+	for (int i = 0; i < rel->ncols; i++)
+		if (mask == NULL || mask[i])
+			add_value(p, rel, i, &t[i]);
+	nvals = p->n;
+	add_tuple_key(p, rel, t);
+	key = params_key(p, nvals);
+	p->n = nvals;
+	sql_insert(&ps->sql, rel, mask);
+	res = exec_guarded(ps, ps->sql.data, p, &failed);
+	p->n = nvals + key.n;
+	if (!failed)
+		goto done;
+	if (!sqlstate_is(res, "23505"))
+	{
+		rc = statement_error(cx, res, &key);
+		goto done;
+	}
+	snprintf(detail, sizeof(detail), "The row to insert already exists at the destination: %s",
+			 server_detail(res));
+	action = conflict(cx, DTS_CONFLICT_INSERT_EXISTS, &key, detail, &rc);
+	if (rc != 0 || action != DTS_ACTION_OVERWRITE)
+		goto done;
+
+	/* Overwrite: the existing row becomes the new one */
+	PQclear(res);
+	if (rel->match_all)
+	{
+		res = NULL;
+		dts_error_set(cx->err, DTS_ERROR_FATAL,
+					  "cannot overwrite the existing row of table %s (row %d of source transaction %u): the table has no key to find it by",
+					  rel->qname, cx->chg->seq, cx->chg->txn->xid);
+		rc = -1;
+		goto done;
+	}
+	{
+		uint64_t   *sig;
+		PgVal	   *merged = t;
+
+		sig = tuple_sig(ps, rel, merged);
+		if (mask)
+			for (int i = 0; i < rel->ncols; i++)
+				if (!mask[i])
+					ps->sigbuf[i / 64] &= ~(UINT64_C(1) << (i % 64));
+		params_reset(p);
+		for (int i = 0; i < rel->ncols; i++)
+			if (sig_has(sig, i))
+				add_value(p, rel, i, &t[i]);
+		add_tuple_key(p, rel, t);
+		sql_update(&ps->sql, rel, sig);
+		res = exec_guarded(ps, ps->sql.data, p, &failed);
+		if (failed || affected(res) != 1)
+		{
+			DtsConflictKey k2 = params_key(p, p->n - rel->nmatch);
+
+			if (!failed)
+			{
+				PGresult   *rb = PQexec(ps->conn, "ROLLBACK");
+
+				PQclear(rb);
+				dts_error_set(cx->err, DTS_ERROR_FATAL,
+							  "cannot overwrite the existing row of table %s (row %d of source transaction %u): the row that clashes is not the one with the same key",
+							  rel->qname, cx->chg->seq, cx->chg->txn->xid);
+				rc = -1;
+			}
+			else
+				rc = statement_error(cx, res, &k2);
+		}
+	}
+
+done:
+	PQclear(res);
+	return rc;
+}
+
+/* Does the UPDATE change its key (the new key differs from the old)? */
+static bool
+key_changed(const PgChange *chg)
+{
+	const PgRel *rel = chg->rel;
+	const PgVal *old = where_tuple(chg);
+
+	if (old == NULL || old == chg->newv)
+		return false;
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		const PgVal *a = &old[rel->match[k]];
+		const PgVal *b = &chg->newv[rel->match[k]];
+
+		if (a->status != b->status || a->len != b->len ||
+			(a->len > 0 && memcmp(a->data, b->data, (size_t) a->len) != 0))
+			return true;
+	}
+	return false;
+}
+
+static int
+careful_update(CarefulCtx *cx)
+{
+	PgSink	   *ps = cx->ps;
+	PgChange   *chg = cx->chg;
+	PgRel	   *rel = chg->rel;
+	Params	   *p = &ps->params;
+	PGresult   *res = NULL;
+	bool		failed;
+	int			rc = 0;
+	int			nset = 0;
+	uint64_t   *sig;
+	DtsConflictKey key;
+	char		detail[600];
+	DtsConflictAction action;
+
+	params_reset(p);
+	sig = tuple_sig(ps, rel, chg->newv);
+	for (int i = 0; i < rel->ncols; i++)
+		if (sig_has(sig, i))
+			add_value(p, rel, i, &chg->newv[i]);
+	nset = p->n;
+	if (nset == 0)
+		return 0;				/* nothing but unchanged values: no-op */
+	if (!add_where(p, rel, where_tuple(chg)))
+		return no_key_error(ps, chg, cx->err);
+	key = params_key(p, nset);
+	sql_update(&ps->sql, rel, sig);
+	res = exec_guarded(ps, ps->sql.data, p, &failed);
+	if (!failed && affected(res) == 1)
+		goto done;
+	if (failed && !sqlstate_is(res, "23505"))
+	{
+		rc = statement_error(cx, res, &key);
+		goto done;
+	}
+
+	if (!failed)
+	{
+		/* no row: insert the new one (unchanged TOAST from the old row) */
+		PgVal	   *row = chg->newv;
+		bool	   *mask = dts_realloc(NULL, sizeof(bool) * (rel->ncols + 1));
+		bool		lost = false;
+
+		action = conflict(cx, DTS_CONFLICT_UPDATE_MISSING, &key,
+						  "No row with the update's key exists at the destination.",
+						  &rc);
+		if (rc != 0 || action != DTS_ACTION_INSERT)
+		{
+			free(mask);
+			goto done;
+		}
+		row = arena_alloc(&ps->arena, sizeof(PgVal) * (rel->ncols + 1));
+		for (int i = 0; i < rel->ncols; i++)
+		{
+			row[i] = chg->newv[i];
+			if (row[i].status == DTS_VALUE_UNCHANGED && chg->oldv &&
+				chg->old_kind == DTS_OLD_FULL)
+				row[i] = chg->oldv[i];
+			mask[i] = row[i].status == DTS_VALUE_PRESENT ||
+				row[i].status == DTS_VALUE_NULL;
+			if (!mask[i])
+				lost = true;
+		}
+		if (lost)
+			dts_log_warning("UPDATE of a missing row of table %s became an INSERT without its unchanged TOASTed columns (row %d of source transaction %u): they take their defaults",
+							rel->qname, chg->seq, chg->txn->xid);
+		PQclear(res);
+		res = NULL;
+		rc = careful_insert(cx, row, mask);
+		free(mask);
+		goto done;
+	}
+
+	/* unique violation: the new key is taken */
+	snprintf(detail, sizeof(detail), "The update's new key is taken by another row: %s",
+			 server_detail(res));
+	action = conflict(cx, DTS_CONFLICT_UPDATE_KEY_CONFLICT, &key, detail, &rc);
+	if (rc != 0 || action != DTS_ACTION_REPLACE)
+		goto done;
+	PQclear(res);
+	res = NULL;
+	if (rel->match_all || !key_changed(chg))
+	{
+		PGresult   *rb = PQexec(ps->conn, "ROLLBACK");
+
+		PQclear(rb);
+		dts_error_set(cx->err, DTS_ERROR_FATAL,
+					  "cannot replace the row that holds the new key of table %s (row %d of source transaction %u): %s",
+					  rel->qname, chg->seq, chg->txn->xid,
+					  rel->match_all ? "the table has no key" :
+					  "the update keeps its key, so the clash is on another unique index");
+		return -1;
+	}
+	{
+		Params		dp = {0};
+		PGresult   *dres;
+
+		/* delete the row that holds the new key, then update again */
+		for (int k = 0; k < rel->nmatch; k++)
+			add_value(&dp, rel, rel->match[k], &chg->newv[rel->match[k]]);
+		sql_delete(&ps->sql, rel);
+		dres = exec_guarded(ps, ps->sql.data, &dp, &failed);
+		if (failed)
+			rc = statement_error(cx, dres, &key);
+		PQclear(dres);
+		free(dp.values);
+		free(dp.lengths);
+		free(dp.formats);
+		free(dp.types);
+		free(dp.names);
+		if (rc != 0)
+			return rc;
+		sql_update(&ps->sql, rel, sig);
+		res = exec_guarded(ps, ps->sql.data, p, &failed);
+		if (failed)
+			rc = statement_error(cx, res, &key);
+		else if (affected(res) != 1)
+		{
+			PGresult   *rb = PQexec(ps->conn, "ROLLBACK");
+
+			PQclear(rb);
+			rc = dts_error_set(cx->err, DTS_ERROR_OTHER,
+							   "the UPDATE of table %s hit %ld rows after the row holding its new key was deleted (row %d of source transaction %u)",
+							   rel->qname, affected(res), chg->seq,
+							   chg->txn->xid);
+		}
+	}
+
+done:
+	PQclear(res);
+	return rc;
+}
+
+static int
+careful_delete(CarefulCtx *cx)
+{
+	PgSink	   *ps = cx->ps;
+	PgChange   *chg = cx->chg;
+	PgRel	   *rel = chg->rel;
+	Params	   *p = &ps->params;
+	PGresult   *res;
+	bool		failed;
+	int			rc = 0;
+	DtsConflictKey key;
+
+	params_reset(p);
+	if (!add_where(p, rel, where_tuple(chg)))
+		return no_key_error(ps, chg, cx->err);
+	key = params_key(p, 0);
+	sql_delete(&ps->sql, rel);
+	res = exec_guarded(ps, ps->sql.data, p, &failed);
+	if (failed)
+		rc = statement_error(cx, res, &key);
+	else if (affected(res) == 0)
+		conflict(cx, DTS_CONFLICT_DELETE_MISSING, &key,
+				 "No row with the delete's key exists at the destination.",
+				 &rc);
+	PQclear(res);
+	return rc;
+}
+
+static int
+careful_change(PgSink *ps, PgChange *chg, DtsError *err)
+{
+	CarefulCtx	cx;
+	Params	   *p = &ps->params;
+
+	memset(&cx, 0, sizeof(cx));
+	cx.ps = ps;
+	cx.chg = chg;
+	cx.err = err;
+	if (chg->kind == DTS_FRAME_TRUNCATE)
+	{
+		PGresult   *res;
+		bool		failed;
+
+		for (int i = 0; i < chg->ntrunc; i++)
+			if (!chg->trunc[i]->skip &&
+				resolve_sync(ps, chg->trunc[i], err) != 0)
+				return -1;
+		if (!sql_truncate(&ps->sql, chg))
+			return 0;
+		params_reset(p);
+		res = exec_guarded(ps, ps->sql.data, p, &failed);
+		if (failed)
+		{
+			cx.chg = chg;
+			statement_error(&cx, res, NULL);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+		return 0;
+	}
+	if (resolve_sync(ps, chg->rel, err) != 0)
+		return -1;
+	switch (chg->kind)
+	{
+		case DTS_FRAME_INSERT:
+			return careful_insert(&cx, chg->newv, NULL);
+		case DTS_FRAME_UPDATE:
+			return careful_update(&cx);
+		default:
+			return careful_delete(&cx);
+	}
+}
+
+/*
+ * Replays the batch: one destination transaction per source transaction,
+ * each committed with its progress.  Stops at the first error (the
+ * transactions before it stay committed).
+ */
+static int
+replay_careful(PgSink *ps, DtsError *err)
+{
+	for (PgTxnRec *t = ps->first_txn; t; t = t->next)
+	{
+		ProgressParams pp;
+		PGresult   *res;
+		Params		two;
+		char		msg[400];
+		int			rc = 0;
+
+		if (exec_ok(ps, "BEGIN", 0, NULL, "begin a transaction", err) != 0)
+			return -1;
+		for (PgChange *c = t->first; c && rc == 0; c = c->next)
+			rc = careful_change(ps, c, err);
+		if (rc != 0)
+		{
+			if (PQtransactionStatus(ps->conn) != PQTRANS_IDLE)
+			{
+				res = PQexec(ps->conn, "ROLLBACK");
+				PQclear(res);
+			}
+			return -1;
+		}
+		progress_params(ps, &pp, t);
+		two = pp.p;
+		two.n = 2;
+		res = PQexecParams(ps->conn, ORIGIN_SETUP_SQL, two.n, two.types,
+						   two.values, two.lengths, two.formats, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		{
+			PQclear(res);
+			res = PQexecParams(ps->conn, PROGRESS_SQL, pp.p.n, pp.p.types,
+							   pp.p.values, pp.p.lengths, pp.p.formats, 0);
+		}
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		{
+			PQclear(res);
+			res = PQexec(ps->conn, "COMMIT");
+		}
+		progress_params_free(&pp);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK ||
+			strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		{
+			dts_error_set(err, error_class(ps, res),
+						  "could not commit source transaction %u at the destination: %s",
+						  t->xid, result_message(ps, res, msg, sizeof(msg)));
+			PQclear(res);
+			res = PQexec(ps->conn, "ROLLBACK");
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+		ps->durable_lsn = t->end_lsn;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------------
+ *		Keeping changes for the batch
+ * ----------------------------------------------------------------
+ */
+
+static PgVal *
+keep_tuple(PgSink *ps, const DtsTuple *t)
+{
+	PgVal	   *vals = arena_alloc(&ps->arena, sizeof(PgVal) * (t->ncols + 1));
+
+	for (int i = 0; i < t->ncols; i++)
+	{
+		const DtsValue *v = &t->values[i];
+		PgVal	   *pv = &vals[i];
+
+		pv->status = v->status;
+		pv->data = NULL;
+		pv->len = 0;
+		if (v->status != DTS_VALUE_PRESENT)
+			continue;
+		if (v->encoding == DTS_ENC_TEXT)
+		{
+			pv->data = arena_alloc(&ps->arena, v->bytes.len + 1);
+			memcpy(pv->data, v->bytes.data, v->bytes.len);
+			pv->data[v->bytes.len] = '\0';
+			pv->len = (int) v->bytes.len;
+		}
+		else
+		{
+			uint8_t		fixed[16];
+			const uint8_t *image;
+			size_t		len = dts_value_image(v, fixed, &image);
+
+			pv->data = arena_alloc(&ps->arena, len + 1);
+			if (len > 0)
+				memcpy(pv->data, image, len);
+			pv->len = (int) len;
+		}
+	}
+	return vals;
+}
+
+static PgChange *
+keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
+{
+	const DtsFrame *f = c->frame;
+	PgChange   *chg = arena_alloc(&ps->arena, sizeof(PgChange));
+
+	memset(chg, 0, sizeof(PgChange));
+	chg->kind = (char) f->kind;
+	chg->txn = ps->cur;
+	if (f->kind == DTS_FRAME_TRUNCATE)
+	{
+		chg->flags = f->flags;
+		chg->trunc = arena_alloc(&ps->arena, sizeof(PgRel *) * (f->nrelids + 1));
+		for (int i = 0; i < f->nrelids; i++)
+		{
+			const DtsRelation *r = c->truncated ? c->truncated[i] : NULL;
+			PgRel	   *rel = r ? get_rel(ps, r) :
+				find_rel_by_relid(ps, f->relids[i]);
+
+			if (rel == NULL)
+			{
+				dts_error_set(err, DTS_ERROR_FATAL,
+							  "cannot apply a TRUNCATE of relation %u (source transaction %u): the stream did not describe it",
+							  f->relids[i], ps->cur->xid);
+				return NULL;
+			}
+			chg->trunc[chg->ntrunc++] = rel;
+		}
+	}
+	else
+	{
+		chg->rel = get_rel(ps, f->rel);
+		if (chg->rel->skip)
+			return chg;
+		if (f->kind == DTS_FRAME_INSERT || f->kind == DTS_FRAME_UPDATE)
+			chg->newv = keep_tuple(ps, &f->new_tuple);
+		if (f->kind == DTS_FRAME_UPDATE || f->kind == DTS_FRAME_DELETE)
+		{
+			chg->old_kind = f->old_kind;
+			if (f->old_kind != DTS_OLD_NONE)
+				chg->oldv = keep_tuple(ps, &f->old_tuple);
+		}
+	}
+	return chg;
+}
+
+/* ----------------------------------------------------------------
+ *		The sink's callbacks
+ * ----------------------------------------------------------------
+ */
+
+static int
+pg_open(DtsSink *sink, DtsError *err)
+{
+	PgSink	   *ps = sink->state;
+
+	return connect_dest(ps, err);
+}
+
+static int
+pg_begin(DtsSink *sink, const DtsTxn *txn, DtsError *err)
+{
+	PgSink	   *ps = sink->state;
+	PgTxnRec   *t;
+
+	if (ps->in_txn)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "pg sink: transaction %u begins inside transaction %u",
+							 txn->xid, ps->cur ? ps->cur->xid : 0);
+	ps->in_txn = true;
+
+	/* applied already (a restart sends it again): skip it */
+	ps->skipping = (ps->accepted_lsn > 0 && txn->commit_lsn < ps->accepted_lsn) ||
+		(txn->end_lsn != 0 && txn->end_lsn <= ps->accepted_lsn);
+	if (ps->skipping)
+		return 0;
+	if (begin_dest(ps, err) != 0)
+	{
+		ps->in_txn = false;
+		return -1;
+	}
+	t = arena_alloc(&ps->arena, sizeof(PgTxnRec));
+	memset(t, 0, sizeof(PgTxnRec));
+	t->xid = txn->xid;
+	t->commit_lsn = txn->commit_lsn;
+	t->commit_time = txn->commit_time;
+	ps->cur = t;
+	return 0;
+}
+
+static int
+pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
+		  DtsError *err)
+{
+	PgSink	   *ps = sink->state;
+	const DtsFrame *f = c->frame;
+	PgChange   *chg;
+	unsigned	kind;
+
+	/* logical messages and heartbeats are not applied */
+	if (txn == NULL || f->kind == DTS_FRAME_MESSAGE || c->heartbeat)
+		return 0;
+	if (!ps->in_txn)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "pg sink: change outside a transaction");
+	if (ps->skipping)
+		return 0;
+
+	chg = keep_change(ps, c, err);
+	if (chg == NULL)
+		return -1;
+	if (chg->rel)
+	{
+		kind = f->kind == DTS_FRAME_INSERT ? DTS_DML_INSERT :
+			f->kind == DTS_FRAME_UPDATE ? DTS_DML_UPDATE : DTS_DML_DELETE;
+		if (chg->rel->skip || !(chg->rel->dml & kind))
+			return 0;
+	}
+	chg->seq = ++ps->cur->nchanges;
+	if (ps->cur->last)
+		ps->cur->last->next = chg;
+	else
+		ps->cur->first = chg;
+	ps->cur->last = chg;
+	ps->nrows++;
+	return send_change(ps, chg, err);
+}
+
+static int
+pg_commit(DtsSink *sink, const DtsTxn *txn, DtsError *err)
+{
+	PgSink	   *ps = sink->state;
+	PgTxnRec   *t = ps->cur;
+
+	if (!ps->in_txn)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "pg sink: commit outside a transaction");
+	ps->in_txn = false;
+	if (ps->skipping)
+	{
+		ps->skipping = false;
+		return 0;
+	}
+	t->end_lsn = txn->end_lsn;
+	t->commit_time = txn->commit_time;
+	if (ps->last_txn)
+		ps->last_txn->next = t;
+	else
+		ps->first_txn = t;
+	ps->last_txn = t;
+	ps->ntxns++;
+	ps->cur = NULL;
+	if (txn->end_lsn > ps->accepted_lsn)
+		ps->accepted_lsn = txn->end_lsn;
+
+	if (ps->ntxns >= ps->batch_txns || ps->nrows >= ps->batch_rows ||
+		ps->arena.total >= BATCH_MAX_BYTES ||
+		dts_now_us() >= ps->batch_start_us + ps->batch_interval_us)
+		return commit_batch(ps, err);
+	/* let the server work on what we have sent while we read on */
+	if (ps->conn && PQflush(ps->conn) != 0)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	return 0;
+}
+
+/*
+ * The open source transaction is forgotten; the complete transactions of
+ * the batch are applied again (their statements shared the destination
+ * transaction) and committed.  If that fails they are forgotten too: they
+ * are after durable_lsn, so the server sends them again.
+ */
+static int
+pg_rollback(DtsSink *sink, DtsError *err)
+{
+	PgSink	   *ps = sink->state;
+	PgTxnRec   *keep;
+	int			rc = 0;
+
+	if (!ps->in_txn && !ps->dest_open)
+		return 0;
+	ps->in_txn = false;
+	ps->skipping = false;
+	ps->cur = NULL;
+	abort_dest(ps);
+	keep = ps->first_txn;
+	if (keep == NULL)
+	{
+		reset_batch(ps);
+		return 0;
+	}
+	ps->anomaly = false;
+	if (begin_dest(ps, err) != 0)
+		rc = -1;
+	for (PgTxnRec *t = keep; t && rc == 0; t = t->next)
+		for (PgChange *c = t->first; c && rc == 0; c = c->next)
+			rc = send_change(ps, c, err);
+	if (rc == 0)
+		return commit_batch(ps, err);
+	abort_dest(ps);
+	reset_batch(ps);
+	return -1;
+}
+
+static int
+pg_flush(DtsSink *sink, bool force, int64_t now_us, int64_t *next_due_us,
+		 DtsError *err)
+{
+	PgSink	   *ps = sink->state;
+	int64_t		due = ps->batch_start_us + ps->batch_interval_us;
+
+	*next_due_us = INT64_MAX;
+	if (!ps->dest_open)
+		return 0;
+	if (ps->in_txn)
+	{
+		/* a source transaction is open: commit() closes the batch */
+		*next_due_us = due > now_us ? due : now_us + ps->batch_interval_us;
+		return 0;
+	}
+	if (force || now_us >= due)
+		return commit_batch(ps, err);
+	*next_due_us = due;
+	return 0;
+}
+
+static uint64_t
+pg_durable_lsn(DtsSink *sink)
+{
+	return ((PgSink *) sink->state)->durable_lsn;
+}
+
+static bool
+pg_idle(DtsSink *sink)
+{
+	PgSink	   *ps = sink->state;
+
+	return !ps->in_txn && !ps->dest_open;
+}
+
+/* Nothing to reopen: make the batch durable. */
+static int
+pg_reopen(DtsSink *sink, DtsError *err)
+{
+	int64_t		next;
+
+	return pg_flush(sink, true, dts_now_us(), &next, err);
+}
+
+static void
+pg_close(DtsSink *sink)
+{
+	PgSink	   *ps = sink->state;
+
+	if (ps == NULL)
+		return;
+	disconnect(ps);
+	arena_reset(&ps->arena);
+	while (ps->all_rels)
+	{
+		PgRel	   *next = ps->all_rels->next_all;
+
+		free_rel(ps->all_rels);
+		ps->all_rels = next;
+	}
+	free(ps->pend);
+	free(ps->run);
+	free(ps->params.values);
+	free(ps->params.lengths);
+	free(ps->params.formats);
+	free(ps->params.types);
+	free(ps->params.names);
+	free(ps->sql.data);
+	free(ps->sigbuf);
+	free(ps->conninfo);
+	free(ps->task_name);
+	free(ps->origin_name);
+	free(ps->source_encoding);
+	free(ps);
+	sink->state = NULL;
+}
+
+static const DtsSinkOps pg_sink_ops = {
+	.name = "pg",
+	.open = pg_open,
+	.begin = pg_begin,
+	.change = pg_change,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.flush = pg_flush,
+	.durable_lsn = pg_durable_lsn,
+	.idle = pg_idle,
+	.reopen = pg_reopen,
+	.close = pg_close,
+};
+
+void
+dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
+{
+	PgSink	   *ps = dts_realloc(NULL, sizeof(PgSink));
+	const char *task = config->task_name ? config->task_name : "default";
+	size_t		n = strlen(task) + 5;
+
+	memset(ps, 0, sizeof(PgSink));
+	ps->conninfo = dts_strdup(config->conninfo ? config->conninfo : "");
+	ps->task_name = dts_strdup(task);
+	ps->origin_name = dts_realloc(NULL, n);
+	snprintf(ps->origin_name, n, "dts_%s", task);
+	ps->source_encoding = config->source_encoding ?
+		dts_strdup(config->source_encoding) : NULL;
+	ps->task = config->task;
+	ps->policy = (DtsConflictPolicy) config->conflict_policy;
+	ps->batch_txns = config->batch_transactions > 0 ?
+		config->batch_transactions : DEFAULT_BATCH_TXNS;
+	ps->batch_rows = config->batch_rows > 0 ? config->batch_rows :
+		DEFAULT_BATCH_ROWS;
+	ps->batch_interval_us = (int64_t) (config->batch_interval_ms >= 0 ?
+									   config->batch_interval_ms :
+									   DEFAULT_BATCH_INTERVAL) * 1000;
+	sink->ops = &pg_sink_ops;
+	sink->state = ps;
+}
+
+/* ----------------------------------------------------------------
+ *		The "sink" object of the task file
+ * ----------------------------------------------------------------
+ */
+
+static const char *const pg_sink_keys[] = {
+	"type", "conninfo", "conflict_policy", "batch_transactions",
+	"batch_rows", "batch_interval", "conflicting_tables", NULL
+};
+
+static int
+json_int_key(json_t *v, const char *key, long lo, long hi, long *out,
+			 char *err, size_t errlen)
+{
+	if (!json_is_integer(v))
+	{
+		snprintf(err, errlen, "sink.%s: expected an integer from %ld to %ld",
+				 key, lo, hi);
+		return -1;
+	}
+	if (json_integer_value(v) < lo || json_integer_value(v) > hi)
+	{
+		snprintf(err, errlen, "sink.%s: %lld is out of range; expected an integer from %ld to %ld",
+				 key, (long long) json_integer_value(v), lo, hi);
+		return -1;
+	}
+	*out = (long) json_integer_value(v);
+	return 0;
+}
+
+int
+dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
+							 char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t	   *root;
+	const char *key;
+	json_t	   *v;
+	char	   *conninfo = NULL;
+	int			rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->conflict_policy = DTS_POLICY_TASK_FAILED;
+	cfg->batch_transactions = DEFAULT_BATCH_TXNS;
+	cfg->batch_rows = DEFAULT_BATCH_ROWS;
+	cfg->batch_interval_ms = DEFAULT_BATCH_INTERVAL;
+
+	if (sink_json == NULL)
+	{
+		snprintf(err, errlen, "sink: the pg sink needs a \"sink\" object with \"conninfo\"");
+		return -1;
+	}
+	root = json_loads(sink_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL || !json_is_object(root))
+	{
+		snprintf(err, errlen, "sink: expected an object%s%s",
+				 root ? "" : ": ", root ? "" : jerr.text);
+		json_decref(root);
+		return -1;
+	}
+	json_object_foreach(root, key, v)
+	{
+		long		n;
+		bool		known = false;
+
+		for (int i = 0; pg_sink_keys[i]; i++)
+			known = known || strcmp(key, pg_sink_keys[i]) == 0;
+		if (!known)
+		{
+			snprintf(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"conninfo\", \"conflict_policy\", \"batch_transactions\", \"batch_rows\", \"batch_interval\", \"conflicting_tables\"",
+					 key);
+			goto done;
+		}
+		if (strcmp(key, "type") == 0)
+		{
+			if (!json_is_string(v) || strcmp(json_string_value(v), "pg") != 0)
+			{
+				snprintf(err, errlen, "sink.type: expected \"pg\"");
+				goto done;
+			}
+		}
+		else if (strcmp(key, "conninfo") == 0)
+		{
+			char	   *perr = NULL;
+			PQconninfoOption *opts;
+
+			if (!json_is_string(v) || json_string_length(v) == 0)
+			{
+				snprintf(err, errlen, "sink.conninfo: expected a libpq connection string of the destination");
+				goto done;
+			}
+			opts = PQconninfoParse(json_string_value(v), &perr);
+			if (opts == NULL)
+			{
+				/* libpq's message may quote a password: only without one */
+				bool		show = perr != NULL &&
+					strstr(json_string_value(v), "password") == NULL &&
+					strchr(json_string_value(v), '@') == NULL;
+				size_t		n;
+
+				snprintf(err, errlen, "sink.conninfo: not a valid libpq connection string%s%s",
+						 show ? ": " : "", show ? perr : "");
+				n = strlen(err);
+				while (n > 0 && err[n - 1] == '\n')
+					err[--n] = '\0';
+				PQfreemem(perr);
+				goto done;
+			}
+			PQconninfoFree(opts);
+			PQfreemem(perr);
+			free(conninfo);
+			conninfo = dts_strdup(json_string_value(v));
+		}
+		else if (strcmp(key, "conflict_policy") == 0)
+		{
+			DtsConflictPolicy p;
+
+			if (!json_is_string(v) ||
+				!dts_conflict_policy_parse(json_string_value(v), &p))
+			{
+				snprintf(err, errlen, "sink.conflict_policy: expected \"TaskFailed\", \"Ignore\" or \"Overwrite\"");
+				goto done;
+			}
+			cfg->conflict_policy = p;
+		}
+		else if (strcmp(key, "batch_transactions") == 0)
+		{
+			if (json_int_key(v, key, 1, 1000000, &n, err, errlen) != 0)
+				goto done;
+			cfg->batch_transactions = (int) n;
+		}
+		else if (strcmp(key, "batch_rows") == 0)
+		{
+			if (json_int_key(v, key, 1, 10000000, &n, err, errlen) != 0)
+				goto done;
+			cfg->batch_rows = (int) n;
+		}
+		else if (strcmp(key, "batch_interval") == 0)
+		{
+			double		s;
+
+			if (!json_is_number(v) || (s = json_number_value(v)) < 0 ||
+				s > 3600)
+			{
+				snprintf(err, errlen, "sink.batch_interval: expected a number of seconds from 0 to 3600");
+				goto done;
+			}
+			cfg->batch_interval_ms = (int) (s * 1000 + 0.5);
+		}
+		else if (strcmp(key, "conflicting_tables") == 0)
+		{
+			if (!json_is_string(v) ||
+				(strcmp(json_string_value(v), "error") != 0 &&
+				 strcmp(json_string_value(v), "ignore") != 0))
+			{
+				snprintf(err, errlen, "sink.conflicting_tables: expected \"error\" or \"ignore\"");
+				goto done;
+			}
+			cfg->conflicting_tables_ignore =
+				strcmp(json_string_value(v), "ignore") == 0;
+		}
+	}
+	if (conninfo == NULL)
+	{
+		snprintf(err, errlen, "sink.conninfo: missing; the pg sink needs the destination's libpq connection string");
+		goto done;
+	}
+	cfg->conninfo = conninfo;
+	conninfo = NULL;
+	rc = 0;
+
+done:
+	free(conninfo);
+	json_decref(root);
+	return rc;
+}
+
+void
+dts_pg_sink_config_free(DtsPgSinkConfig *cfg)
+{
+	free(cfg->conninfo);
+	cfg->conninfo = NULL;
+}

@@ -1,0 +1,679 @@
+#!/usr/bin/env bash
+#
+# tests/pgsink/run.sh
+#	  Tests of the pg sink (shipper/sinks/pg.c, shipper/conflict.c) through
+#	  pgsink_driver.c on two throw-away clusters: a source with the pg_dts
+#	  plugin and a destination.
+#
+# Covered: every type of tests/regress/sql/plugin_types.sql arriving equal
+# (text form per column); inserts, updates (key changes too), deletes,
+# truncate; unchanged TOAST preserved; a table without a key under
+# REPLICA IDENTITY FULL; odd identifiers; name mapping; a missing
+# destination column; each conflict kind under each policy, with the
+# rows of dts.conflict_log; exactly-once across crashes (the driver
+# killed in the middle of a batch and run again over the same changes);
+# and a timing of 200,000 inserts in 20 transactions against the source's
+# own insert time and native logical replication.
+#
+# Environment:
+#	PG_CONFIG	 pg_config of the server to use (default PostgreSQL 15's)
+#	COUNTS_FILE	 if set, receives one line "passed failed"
+#	PGC_KEEP=1	 keep the clusters' directories for a post-mortem
+#	PGSINK_CFLAGS extra flags for the driver, e.g. "-g -fsanitize=address"
+#	BENCH_ROWS	 rows of the timing (default 200000; 0 skips it)
+#
+# Ends with one line "N passed, N failed"; exit 0 only if nothing failed.
+#
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+BENCH_ROWS=${BENCH_ROWS:-200000}
+
+# shellcheck source=../../tools/pgcluster.sh
+. "$repo/tools/pgcluster.sh"
+
+passed=0
+failed=0
+work=$(mktemp -d /tmp/pg_dts_pgsink.XXXXXX)
+
+ok()
+{
+	passed=$((passed + 1))
+	echo "ok $((passed + failed)) - $1"
+}
+
+not_ok()
+{
+	failed=$((failed + 1))
+	echo "not ok $((passed + failed)) - $1"
+}
+
+# check DESCRIPTION COMMAND...: a passing command is a pass
+check()
+{
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# is DESCRIPTION GOT EXPECTED
+is()
+{
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		printf '#   got:      %s\n#   expected: %s\n' "$2" "$3" >&2
+	fi
+}
+
+# has FILE TEXT: the file holds the fixed string TEXT (shown when it does not)
+has()
+{
+	if grep -qF -- "$2" "$1"; then
+		return 0
+	fi
+	echo "# expected in $1: $2" >&2
+	sed 's/^/#   /' "$1" >&2
+	return 1
+}
+
+finish()
+{
+	echo "$passed passed, $failed failed"
+	[ -n "${COUNTS_FILE:-}" ] && echo "$passed $failed" >"$COUNTS_FILE"
+	[ "$failed" = 0 ]
+	exit $?
+}
+
+# ---------------------------------------------------------------------
+# Two clusters
+# ---------------------------------------------------------------------
+SRC_DIR= DST_DIR=
+cleanup_all()
+{
+	local d
+	for d in "$SRC_DIR" "$DST_DIR"; do
+		[ -n "$d" ] || continue
+		PGC_DIR=$d
+		pgc_cleanup
+	done
+	rm -rf "$work"
+}
+trap cleanup_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_cluster()
+{
+	PGC_DIR= PGC_PORT= PGC_SOCK=
+	pgc_init "$@" && pgc_start
+}
+
+if ! start_cluster; then
+	echo "could not start the source cluster"
+	exit 1
+fi
+SRC_DIR=$PGC_DIR SRC_PORT=$PGC_PORT SRC_SOCK=$PGC_SOCK
+if ! start_cluster "max_logical_replication_workers = 4" \
+	"synchronous_commit = on"; then
+	echo "could not start the destination cluster"
+	exit 1
+fi
+DST_DIR=$PGC_DIR DST_PORT=$PGC_PORT DST_SOCK=$PGC_SOCK
+
+SRC="host=$SRC_SOCK port=$SRC_PORT user=postgres dbname=postgres"
+DST="host=$DST_SOCK port=$DST_PORT user=postgres dbname=postgres"
+BINDIR=$("$PG_CONFIG" --bindir)
+export PGOPTIONS="-c timezone=UTC -c extra_float_digits=3"
+
+src_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$SRC" "$@"; }
+dst_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$DST" "$@"; }
+src_val() { src_psql -Atc "$1"; }
+dst_val() { dst_psql -Atc "$1"; }
+
+# ---------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------
+driver=$work/pgsink_driver
+if ! gcc -std=gnu11 -O2 -Wall -Wextra -Werror ${PGSINK_CFLAGS:-} -DFRONTEND \
+	-I"$repo/include" -I"$repo/shipper" -I"$("$PG_CONFIG" --includedir)" \
+	-o "$driver" "$here/pgsink_driver.c" "$repo/shipper/sinks/pg.c" \
+	"$repo/shipper/conflict.c" "$repo/shipper/log.c" "$repo/shipper/task.c" \
+	"$repo"/common/*.c \
+	-L"$("$PG_CONFIG" --libdir)" -lpq $(pkg-config --libs jansson 2>/dev/null || echo -ljansson); then
+	not_ok "build pgsink_driver"
+	finish
+fi
+ok "build pgsink_driver"
+
+# task NAME OBJECTS [SINK-EXTRA]: writes $work/NAME.json (slot = NAME)
+task()
+{
+	cat >"$work/$1.json" <<EOF
+{"name": "$1", "slot": "$1",
+ "source": {"conninfo": "$SRC"},
+ "sink": {"type": "pg", "conninfo": "$DST"${3:+, $3}},
+ "objects": $2}
+EOF
+}
+
+# run NAME [env...]: runs the driver on task NAME; output in $work/NAME.out
+# and .err, status in $rc
+run()
+{
+	local name=$1
+	shift
+	env "$@" "$driver" "$work/$name.json" >"$work/$name.out" 2>"$work/$name.err"
+	rc=$?
+	sed "s/^/# /" "$work/$name.out" >&2
+	grep -v '^resuming' "$work/$name.err" | sed "s/^/#   /" >&2
+	return 0
+}
+
+src_psql -c "CREATE EXTENSION pg_dts" >/dev/null
+check "pg_dts extension on the source" test $? -eq 0
+
+# the sink object is checked before anything connects
+task badkey '"*"' '"batch_rowz": 5'
+run badkey
+check "config: unknown key named with its path" has "$work/badkey.err" \
+	'sink.batch_rowz: unknown key; expected one of "type", "conninfo", "conflict_policy"'
+task badpol '"*"' '"conflict_policy": "Sometimes"'
+run badpol
+check "config: bad policy" has "$work/badpol.err" \
+	'sink.conflict_policy: expected "TaskFailed", "Ignore" or "Overwrite"'
+task badnum '"*"' '"batch_transactions": 0'
+run badnum
+is "config: out-of-range number" "$rc $(cat "$work/badnum.err")" \
+	"2 $work/badnum.json: sink.batch_transactions: 0 is out of range; expected an integer from 1 to 1000000"
+
+# ---------------------------------------------------------------------
+# 1. Every type of plugin_types.sql arrives equal
+# ---------------------------------------------------------------------
+TYPES_DDL=$(cat <<'SQL'
+CREATE SCHEMA ty;
+CREATE TYPE ty.regress_mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE ty.regress_pair AS (x int, label text);
+CREATE DOMAIN ty.regress_posint AS int CHECK (VALUE > 0);
+CREATE TABLE ty.regress_types (
+    id int PRIMARY KEY,
+    c_int2 int2, c_int4 int4, c_int8 int8, c_oid oid,
+    c_numeric numeric, c_num_typmod numeric(12,2),
+    c_float4 float4, c_float8 float8, c_money money,
+    c_text text, c_varchar varchar(20), c_bpchar char(5), c_name name, c_char "char",
+    c_bytea bytea, c_bool bool,
+    c_date date, c_time time, c_timetz timetz, c_timestamp timestamp,
+    c_timestamptz timestamptz, c_interval interval,
+    c_uuid uuid, c_json json, c_jsonb jsonb,
+    c_inet inet, c_cidr cidr, c_macaddr macaddr, c_bit bit(4), c_varbit varbit,
+    c_point point, c_box box, c_tsvector tsvector, c_xml xml, c_int4range int4range,
+    c_int_array int[], c_text_array text[],
+    c_enum ty.regress_mood, c_composite ty.regress_pair, c_domain ty.regress_posint,
+    c_enum_array ty.regress_mood[]
+);
+CREATE FUNCTION ty.column_text(row_id int, col name) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    result text;
+BEGIN
+    EXECUTE format('SELECT CASE WHEN num_nulls(%1$I) = 1 THEN ''<NULL>'' ELSE format(''%%s'', %1$I) END '
+                   'FROM ty.regress_types WHERE id = $1', col)
+        INTO result USING row_id;
+    RETURN result;
+END $$;
+SQL
+)
+src_psql -c "$TYPES_DDL" >/dev/null && dst_psql -c "$TYPES_DDL" >/dev/null &&
+	src_psql -c "SELECT pg_create_logical_replication_slot('types', 'pg_dts')" >/dev/null
+check "types: schema on both sides, slot" test $? -eq 0
+
+# the values of plugin_types.sql, in three transactions, plus an update
+src_psql >/dev/null <<'SQL'
+INSERT INTO ty.regress_types VALUES
+ (1, 32767, 2147483647, 9223372036854775807, 4294967295,
+  123456789012345678901234567890.123456789, 1234567890.12,
+  3.25, 2.5e300, 12.34,
+  'it''s "quoted" ünïcødé ☃', 'varchar', 'ab', 'a name', 'x',
+  '\x00010200ff'::bytea, true,
+  '2024-02-29', '23:59:59.999999', '12:00:00+05:30', '2024-01-01 00:00:00.000001',
+  '2024-06-30 12:34:56.789+02', '1 year 2 mons 3 days 04:05:06.789',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.5, "x"], "b": null}', '{"k": {"n": 1}, "arr": [true, false]}',
+  '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', B'1010', B'101',
+  '(1.5,-2)', '((0,0),(1,1))', 'the quick brown fox', '<a>x</a>', '[1,10)',
+  '{1,NULL,3}', '{"a b","c\"d",NULL}',
+  'happy', ROW(7, 'seven'), 42, '{happy,sad}');
+INSERT INTO ty.regress_types VALUES
+ (2, -32768, -2147483648, -9223372036854775808, 0,
+  'NaN', -0.01,
+  'NaN', '-Infinity', -0.5,
+  '', '', '', '', E'\\001',
+  ''::bytea, false,
+  'infinity', '00:00', '00:00-12', '-infinity',
+  'infinity', '-178000000 years',
+  '00000000-0000-0000-0000-000000000000', '[]', '"str"',
+  '::1', '::/0', '00:00:00:00:00:00', B'0000', B'',
+  '(0,0)', '((-1,-1),(1,1))', '', '<e/>', 'empty',
+  '{}', '{}',
+  'sad', ROW(NULL, NULL), 1, '{}');
+INSERT INTO ty.regress_types VALUES
+ (3, 0, 0, 0, 1,
+  'Infinity', 0,
+  'Infinity', '-0', 0,
+  E'line1\nline2\ttab\\back', 'x', 'abcde', 'Name', ' ',
+  '\xdeadbeef'::bytea, NULL,
+  '-infinity', '12:00', '24:00:00+00', 'infinity',
+  '-infinity', '-1 day -00:00:01',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff', '{"nested": {"deep": [[]]}}', '{}',
+  '2001:db8::1', '2001:db8::/32', 'ff:ff:ff:ff:ff:ff', B'1111', B'1',
+  '(-1e10,1e-10)', '((1,2),(3,4))', 'a:1 b:2', NULL, '(,5]',
+  '{{1,2},{3,4}}', '{"", "NULL"}',
+  'ok', ROW(0, ''), 2147483647, NULL);
+INSERT INTO ty.regress_types (id) VALUES (4);
+UPDATE ty.regress_types SET c_text = 'updated', c_numeric = 1.5, c_enum = 'ok',
+  c_composite = ROW(8, 'eight'), c_enum_array = '{ok}' WHERE id = 4;
+-- 120 more in one transaction: a run long enough for COPY (FORMAT binary)
+INSERT INTO ty.regress_types
+SELECT (jsonb_populate_record(t, jsonb_build_object('id', t.id + 10 * g))).*
+FROM ty.regress_types t, generate_series(1, 30) g;
+SQL
+
+task types '{"ty": {"all": true}}'
+run types
+is "types: driver exit status" "$rc" 0
+
+# every (row, column) as text on both sides; NULL as <NULL>
+types_text()
+{
+	"$1" -Atc "SELECT t.id, a.attname, ty.column_text(t.id, a.attname)
+		FROM ty.regress_types t, pg_attribute a
+		WHERE a.attrelid = 'ty.regress_types'::regclass AND a.attnum > 0
+		  AND NOT a.attisdropped ORDER BY 1, 2"
+}
+types_text src_psql >"$work/types.src"
+types_text dst_psql >"$work/types.dst"
+is "types: 124 rows x 42 columns compared (COPY and INSERT)" \
+	"$(dst_val "SELECT count(*) FROM ty.regress_types t, pg_attribute a
+		WHERE a.attrelid = 'ty.regress_types'::regclass AND a.attnum > 0
+		  AND NOT a.attisdropped AND ty.column_text(t.id, a.attname) IS NOT NULL")" 5208
+if diff "$work/types.src" "$work/types.dst" >"$work/types.diff"; then
+	ok "types: every value equal (text form per column)"
+else
+	not_ok "types: every value equal (text form per column)"
+	sed 's/^/#   /' "$work/types.diff" >&2
+fi
+
+# ---------------------------------------------------------------------
+# 2. DML: inserts, updates, deletes, truncate, TOAST, FULL without key,
+#    odd identifiers, name mapping
+# ---------------------------------------------------------------------
+DML_DDL=$(cat <<'SQL'
+CREATE SCHEMA dml;
+CREATE TABLE dml.items (id int PRIMARY KEY, name text, qty int, big text);
+CREATE TABLE dml.t1 (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, v text);
+CREATE TABLE dml.t2 (id int PRIMARY KEY, t1 int REFERENCES dml.t1);
+CREATE TABLE dml.nokey (a int, b text, c jsonb, p point);
+ALTER TABLE dml.nokey REPLICA IDENTITY FULL;
+CREATE TABLE dml.fullpk (id int PRIMARY KEY, v text, big text);
+ALTER TABLE dml.fullpk REPLICA IDENTITY FULL;
+CREATE SCHEMA "Odd Schema";
+CREATE TABLE "Odd Schema"."Weird ""Table"" é" ("Key Col" int, "ÜberName" text,
+	"select" int, "Space Col" text, PRIMARY KEY ("Key Col", "ÜberName"));
+SQL
+)
+src_psql -c "$DML_DDL" >/dev/null &&
+	src_psql -c "CREATE SCHEMA srcmap; CREATE TABLE srcmap.mapsrc (id int PRIMARY KEY, total numeric, note text)" >/dev/null &&
+	dst_psql -c "$DML_DDL" >/dev/null &&
+	dst_psql -c "CREATE SCHEMA dstmap; CREATE TABLE dstmap.mapdst (id int PRIMARY KEY, amount numeric, note text, extra text DEFAULT 'dflt')" >/dev/null &&
+	src_psql -c "SELECT pg_create_logical_replication_slot('dml', 'pg_dts')" >/dev/null
+check "dml: schema on both sides, slot" test $? -eq 0
+
+src_psql >/dev/null <<'SQL'
+-- a big incompressible value, stored out of line
+CREATE FUNCTION pg_temp.big(n int) RETURNS text LANGUAGE sql AS
+$$ SELECT string_agg(md5(i::text || random()::text), '') FROM generate_series(1, n) i $$;
+BEGIN;
+INSERT INTO dml.items SELECT i, 'item ' || i, i, NULL FROM generate_series(1, 1000) i;
+INSERT INTO dml.items VALUES (5000, 'toasted', 1, pg_temp.big(4000));
+COMMIT;
+UPDATE dml.items SET qty = qty + 100 WHERE id <= 300;
+UPDATE dml.items SET qty = 7 WHERE id = 5000;          -- big unchanged (TOAST)
+UPDATE dml.items SET name = NULL WHERE id BETWEEN 301 AND 310;
+UPDATE dml.items SET id = id + 10000 WHERE id BETWEEN 311 AND 320;  -- key change
+DELETE FROM dml.items WHERE id BETWEEN 900 AND 950;
+BEGIN;
+INSERT INTO dml.items VALUES (6000, 'in txn', 1, NULL);
+UPDATE dml.items SET qty = 2 WHERE id = 6000;
+DELETE FROM dml.items WHERE id = 6000;
+INSERT INTO dml.items VALUES (6000, 'again', 3, 'small');
+COMMIT;
+-- truncate of two tables with a foreign key, restart identity, cascade
+INSERT INTO dml.t1 (v) SELECT 'v' || i FROM generate_series(1, 20) i;
+INSERT INTO dml.t2 SELECT i, i FROM generate_series(1, 20) i;
+TRUNCATE dml.t1, dml.t2 RESTART IDENTITY CASCADE;
+INSERT INTO dml.t1 (v) VALUES ('after');
+-- no key, REPLICA IDENTITY FULL: duplicates, NULLs, types without btree
+INSERT INTO dml.nokey VALUES (1, 'x', '{"k": 1}', '(1,1)'), (1, 'x', '{"k": 1}', '(1,1)'),
+	(2, NULL, NULL, NULL), (3, '', '[]', '(0,0)'), (4, 'four', '{}', '(4,4)');
+UPDATE dml.nokey SET b = 'one' WHERE ctid = (SELECT ctid FROM dml.nokey WHERE a = 1 LIMIT 1);
+UPDATE dml.nokey SET b = 'two' WHERE a = 2;
+DELETE FROM dml.nokey WHERE a = 3;
+UPDATE dml.nokey SET p = '(5,5)' WHERE a = 4;
+-- FULL with a key: TOAST unchanged on update
+INSERT INTO dml.fullpk VALUES (1, 'a', pg_temp.big(3000)), (2, 'b', NULL);
+UPDATE dml.fullpk SET v = 'a2' WHERE id = 1;
+DELETE FROM dml.fullpk WHERE id = 2;
+-- odd identifiers
+INSERT INTO "Odd Schema"."Weird ""Table"" é"
+SELECT i % 10, 'näme ' || i, i, 'x y' FROM generate_series(1, 100) i;
+UPDATE "Odd Schema"."Weird ""Table"" é" SET "select" = -1 WHERE "Key Col" = 3;
+DELETE FROM "Odd Schema"."Weird ""Table"" é" WHERE "Key Col" = 4;
+-- mapped: srcmap.mapsrc -> dstmap.mapdst, total -> amount
+INSERT INTO srcmap.mapsrc SELECT i, i * 1.25, 'n' || i FROM generate_series(1, 50) i;
+UPDATE srcmap.mapsrc SET total = -total WHERE id <= 10;
+DELETE FROM srcmap.mapsrc WHERE id > 45;
+-- messages are ignored
+SELECT pg_logical_emit_message(true, 'test', 'transactional');
+SELECT pg_logical_emit_message(false, 'test', 'not transactional');
+SQL
+check "dml: source changes" test $? -eq 0
+
+task dml '{"dml": {"all": true}, "Odd Schema": {"all": true},
+  "srcmap": {"name": "dstmap", "tables": {"mapsrc": {"name": "mapdst",
+    "columns": {"id": {}, "total": {"name": "amount"}, "note": {}}}}}}' \
+	'"batch_transactions": 3, "conflict_policy": "TaskFailed"'
+run dml
+is "dml: driver exit status" "$rc" 0
+
+# same_table SQL-ON-SRC SQL-ON-DST DESCRIPTION
+same_rows()
+{
+	local a b
+	a=$(src_psql -Atc "$1" | md5sum)
+	b=$(dst_psql -Atc "$2" | md5sum)
+	if [ "$a" = "$b" ] && [ -n "$(src_psql -Atc "$1")" ]; then
+		ok "$3"
+	else
+		not_ok "$3"
+		diff <(src_psql -Atc "$1") <(dst_psql -Atc "$2") | head -20 | sed 's/^/#   /' >&2
+	fi
+}
+Q_ITEMS="SELECT id, name, qty, md5(big) FROM dml.items ORDER BY id"
+same_rows "$Q_ITEMS" "$Q_ITEMS" "dml: items equal (inserts, updates, key changes, deletes)"
+is "dml: TOASTed value kept when unchanged by an update" \
+	"$(dst_val "SELECT qty, length(big), md5(big) FROM dml.items WHERE id = 5000")" \
+	"$(src_val "SELECT qty, length(big), md5(big) FROM dml.items WHERE id = 5000")"
+is "dml: transaction with insert, update, delete, insert of one key" \
+	"$(dst_val "SELECT name, qty, big FROM dml.items WHERE id = 6000")" "again|3|small"
+is "dml: truncate with cascade, then insert" \
+	"$(dst_val "SELECT string_agg(id || ':' || v, ',') FROM dml.t1") / $(dst_val "SELECT count(*) FROM dml.t2")" \
+	"$(src_val "SELECT string_agg(id || ':' || v, ',') FROM dml.t1") / 0"
+Q_NOKEY="SELECT a, b, c::text, p::text FROM dml.nokey ORDER BY a, b NULLS FIRST"
+same_rows "$Q_NOKEY" "$Q_NOKEY" "dml: table without key under REPLICA IDENTITY FULL equal"
+Q_FULLPK="SELECT id, v, md5(big) FROM dml.fullpk ORDER BY id"
+same_rows "$Q_FULLPK" "$Q_FULLPK" "dml: FULL with a key, TOAST unchanged, equal"
+Q_ODD='SELECT "Key Col", "ÜberName", "select", "Space Col" FROM "Odd Schema"."Weird ""Table"" é" ORDER BY 1, 2'
+same_rows "$Q_ODD" "$Q_ODD" "dml: odd identifiers equal"
+same_rows "SELECT id, total, note, 'dflt' FROM srcmap.mapsrc ORDER BY id" \
+	"SELECT id, amount, note, extra FROM dstmap.mapdst ORDER BY id" \
+	"dml: name mapping (schema, table, column) applied"
+is "dml: progress row stored" \
+	"$(dst_val "SELECT lsn = pg_lsn('$(awk '{print $NF}' "$work/dml.out")') FROM dts.apply_progress WHERE task = 'dml'")" t
+is "dml: replication origin dts_dml exists and moved" \
+	"$(dst_val "SELECT remote_lsn > '0/0' FROM pg_replication_origin_status s JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = 'dts_dml'")" t
+is "dml: no conflicts logged" "$(dst_val "SELECT count(*) FROM dts.conflict_log WHERE task = 'dml'")" 0
+
+# a second run over the same (already consumed up to durable) slot: nothing
+src_psql -c "INSERT INTO dml.items VALUES (7000, 'later', 1, NULL)" >/dev/null
+run dml
+is "dml: second run applies only the new transaction" \
+	"$(grep -o '[0-9]* transactions' "$work/dml.out") $(dst_val "SELECT name FROM dml.items WHERE id = 7000")" \
+	"1 transactions later"
+
+# a column missing at the destination: an error naming it
+src_psql -c "CREATE TABLE dml.miss (id int PRIMARY KEY, extra1 int, extra2 text)" >/dev/null
+dst_psql -c "CREATE TABLE dml.miss (id int PRIMARY KEY)" >/dev/null
+src_psql -c "INSERT INTO dml.miss VALUES (1, 1, 'x')" >/dev/null
+run dml
+is "missing column: driver fails" "$rc" 1
+check "missing column: error names the columns" \
+	has "$work/dml.err" 'fatal: table "dml"."miss" at the destination has no columns "extra1", "extra2"'
+dst_psql -c 'ALTER TABLE dml.miss ADD extra1 int, ADD extra2 text' >/dev/null
+run dml
+is "missing column: applied once the columns exist" \
+	"$rc $(dst_val "SELECT extra2 FROM dml.miss")" "0 x"
+
+# ---------------------------------------------------------------------
+# 3. Conflicts: each kind under each policy
+# ---------------------------------------------------------------------
+# Source rows 2, 4, 5 exist before the slot (so the destination lacks 2
+# and 4); the destination has its own 1 and 3 and the source's 5.  Then:
+#	insert 1          INSERT_EXISTS
+#	update 2          UPDATE_MISSING
+#	delete 4          DELETE_MISSING
+#	update 5 -> 3     UPDATE_KEY_CONFLICT
+#	insert 10         no conflict
+for pol in TaskFailed Ignore Overwrite; do
+	t=conf_${pol,,}
+	src_psql >/dev/null <<SQL
+CREATE TABLE $t (id int PRIMARY KEY, v text);
+INSERT INTO $t VALUES (2, 'two'), (4, 'four'), (5, 'five');
+SELECT pg_create_logical_replication_slot('$t', 'pg_dts');
+INSERT INTO $t VALUES (1, 'src one');
+UPDATE $t SET v = 'two updated' WHERE id = 2;
+DELETE FROM $t WHERE id = 4;
+UPDATE $t SET id = 3 WHERE id = 5;
+INSERT INTO $t VALUES (10, 'ten');
+SQL
+	dst_psql >/dev/null <<SQL
+CREATE TABLE $t (id int PRIMARY KEY, v text);
+INSERT INTO $t VALUES (1, 'dst one'), (3, 'dst three'), (5, 'five');
+SQL
+	task "$t" "{\"public\": {\"tables\": [\"$t\"]}}" "\"conflict_policy\": \"$pol\""
+done
+
+rows() { dst_val "SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM $1"; }
+clog() { dst_val "SELECT string_agg(kind || ':' || action || ':' || key::text, ' ' ORDER BY id) FROM dts.conflict_log WHERE task = '$1'"; }
+
+# Ignore
+run conf_ignore
+is "Ignore: driver exit status" "$rc" 0
+is "Ignore: rows" "$(rows conf_ignore)" \
+	"1=dst one,2=two updated,3=dst three,5=five,10=ten"
+is "Ignore: conflict log" "$(clog conf_ignore)" \
+	'INSERT_EXISTS:skip:{"id": 1} UPDATE_MISSING:insert:{"id": 2} DELETE_MISSING:skip:{"id": 4} UPDATE_KEY_CONFLICT:skip:{"id": 5}'
+check "Ignore: conflicts logged as warnings" has "$work/conf_ignore.err" \
+	'conflict UPDATE_KEY_CONFLICT on table "public"."conf_ignore", key {"id": 5}'
+
+# Overwrite
+run conf_overwrite
+is "Overwrite: driver exit status" "$rc" 0
+is "Overwrite: rows equal the source's" "$(rows conf_overwrite)" \
+	"$(src_val "SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM conf_overwrite")"
+is "Overwrite: conflict log" "$(clog conf_overwrite)" \
+	'INSERT_EXISTS:overwrite:{"id": 1} UPDATE_MISSING:insert:{"id": 2} DELETE_MISSING:skip:{"id": 4} UPDATE_KEY_CONFLICT:replace:{"id": 5}'
+
+# TaskFailed: stops at each conflict, resumes after the row is fixed
+run conf_taskfailed
+is "TaskFailed: INSERT_EXISTS stops the task" "$rc" 1
+check "TaskFailed: error names the table, key and reason" has "$work/conf_taskfailed.err" \
+	'fatal: conflict INSERT_EXISTS on table "public"."conf_taskfailed", key {"id": 1}: The row to insert already exists at the destination: Key (id)=(1) already exists. (row 1 of source transaction'
+is "TaskFailed: destination unchanged" "$(rows conf_taskfailed)" \
+	"1=dst one,3=dst three,5=five"
+dst_psql -c "DELETE FROM conf_taskfailed WHERE id = 1" >/dev/null
+run conf_taskfailed
+check "TaskFailed: then UPDATE_MISSING stops it" has "$work/conf_taskfailed.err" \
+	'fatal: conflict UPDATE_MISSING on table "public"."conf_taskfailed", key {"id": 2}'
+is "TaskFailed: the insert before it was applied" "$(rows conf_taskfailed)" \
+	"1=src one,3=dst three,5=five"
+dst_psql -c "INSERT INTO conf_taskfailed VALUES (2, 'two')" >/dev/null
+run conf_taskfailed
+check "TaskFailed: then UPDATE_KEY_CONFLICT stops it (DELETE_MISSING only logged)" \
+	has "$work/conf_taskfailed.err" \
+	'fatal: conflict UPDATE_KEY_CONFLICT on table "public"."conf_taskfailed", key {"id": 5}: The update'"'"'s new key is taken by another row: Key (id)=(3) already exists.'
+dst_psql -c "DELETE FROM conf_taskfailed WHERE id = 3" >/dev/null
+run conf_taskfailed
+is "TaskFailed: completes once fixed" "$rc" 0
+is "TaskFailed: rows equal the source's" "$(rows conf_taskfailed)" \
+	"$(src_val "SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM conf_taskfailed")"
+is "TaskFailed: conflict log" "$(clog conf_taskfailed)" \
+	'INSERT_EXISTS:fail:{"id": 1} UPDATE_MISSING:fail:{"id": 2} DELETE_MISSING:skip:{"id": 4} UPDATE_KEY_CONFLICT:fail:{"id": 5}'
+
+# ---------------------------------------------------------------------
+# 4. Exactly once across crashes
+# ---------------------------------------------------------------------
+# counter: 3000 transactions of "n = n + 1"; an ALWAYS trigger at the
+# destination counts the UPDATEs applied, so a repeated transaction shows.
+# events: 30,000 inserts in 30 transactions (a repeat is a conflict).
+src_psql >/dev/null <<'SQL'
+CREATE TABLE counter (id int PRIMARY KEY, n int);
+CREATE TABLE events (id bigint PRIMARY KEY, payload text);
+SELECT pg_create_logical_replication_slot('once', 'pg_dts');
+SELECT pg_create_logical_replication_slot('roll', 'pg_dts');
+INSERT INTO counter VALUES (1, 0);
+SQL
+dst_psql >/dev/null <<'SQL'
+CREATE TABLE counter (id int PRIMARY KEY, n int);
+CREATE TABLE events (id bigint PRIMARY KEY, payload text);
+CREATE TABLE applied_updates (n bigint);
+INSERT INTO applied_updates VALUES (0);
+CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN UPDATE applied_updates SET n = n + 1; RETURN NEW; END $$;
+CREATE TRIGGER count_update AFTER UPDATE ON counter FOR EACH ROW EXECUTE FUNCTION count_update();
+ALTER TABLE counter ENABLE ALWAYS TRIGGER count_update;
+CREATE SCHEMA roll;
+CREATE TABLE roll.counter (id int PRIMARY KEY, n int);
+CREATE TABLE roll.events (id bigint PRIMARY KEY, payload text);
+CREATE TABLE roll.applied_updates (n bigint);
+INSERT INTO roll.applied_updates VALUES (0);
+CREATE FUNCTION roll.count_update() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN UPDATE roll.applied_updates SET n = n + 1; RETURN NEW; END $$;
+CREATE TRIGGER count_update AFTER UPDATE ON roll.counter FOR EACH ROW EXECUTE FUNCTION roll.count_update();
+ALTER TABLE roll.counter ENABLE ALWAYS TRIGGER count_update;
+SQL
+src_psql >/dev/null <<'SQL'
+DO $$
+BEGIN
+	FOR i IN 1..3000 LOOP
+		UPDATE counter SET n = n + 1 WHERE id = 1;
+		IF i % 100 = 0 THEN
+			INSERT INTO events SELECT g, md5(g::text) FROM generate_series(i * 10 - 999, i * 10) g;
+		END IF;
+		COMMIT;
+	END LOOP;
+END $$;
+SQL
+check "once: 3030 source transactions" test $? -eq 0
+task once '{"public": {"tables": ["counter", "events"]}}' \
+	'"batch_transactions": 200, "batch_rows": 5000'
+run once PGSINK_CRASH_AFTER=9000 PGSINK_NO_ADVANCE=1
+is "once: first run killed in the middle (exit 137)" "$rc" 137
+first=$(dst_val "SELECT n FROM counter")
+run once PGSINK_CRASH_AFTER=25000 PGSINK_NO_ADVANCE=1
+is "once: second run killed later (exit 137)" "$rc" 137
+second=$(dst_val "SELECT n FROM counter")
+check "once: progress between the crashes ($first, then $second of 3000)" \
+	test "$first" -gt 0 -a "$second" -gt "$first" -a "$second" -lt 3000
+run once
+is "once: third run completes" "$rc" 0
+is "once: counter equals the source's" "$(dst_val "SELECT n FROM counter")" \
+	"$(src_val "SELECT n FROM counter")"
+is "once: each UPDATE applied exactly once" "$(dst_val "SELECT n FROM applied_updates")" 3000
+is "once: events equal" "$(dst_val "SELECT count(*), md5(string_agg(payload, '' ORDER BY id)) FROM events")" \
+	"$(src_val "SELECT count(*), md5(string_agg(payload, '' ORDER BY id)) FROM events")"
+is "once: no conflicts" "$(dst_val "SELECT count(*) FROM dts.conflict_log WHERE task = 'once'")" 0
+run once
+is "once: a fourth run applies nothing" "$(grep -o '[0-9]* changes;' "$work/once.out")" "0 changes;"
+
+# rollback() in the middle of a batch, then the stream again from its
+# start (the shipper after a lost connection); mapped to schema roll
+task roll '{"public": {"name": "roll", "tables": ["counter", "events"]}}' \
+	'"batch_transactions": 200, "batch_rows": 5000'
+run roll PGSINK_ROLLBACK_AT=12345
+is "rollback: run completes" "$rc" 0
+check "rollback: it did roll back" has "$work/roll.err" "rollback after 12345 changes"
+is "rollback: counter equals the source's, each UPDATE once" \
+	"$(dst_val "SELECT c.n, a.n FROM roll.counter c, roll.applied_updates a")" \
+	"$(src_val "SELECT n FROM counter")|3000"
+is "rollback: events equal" "$(dst_val "SELECT count(*), md5(string_agg(payload, '' ORDER BY id)) FROM roll.events")" \
+	"$(src_val "SELECT count(*), md5(string_agg(payload, '' ORDER BY id)) FROM events")"
+
+# ---------------------------------------------------------------------
+# 5. Timing: BENCH_ROWS inserts in 20 transactions
+# ---------------------------------------------------------------------
+if [ "$BENCH_ROWS" -gt 0 ]; then
+	per=$((BENCH_ROWS / 20))
+	BENCH_DDL="CREATE TABLE bench (id int PRIMARY KEY, a int, b text, c timestamptz, d numeric)"
+	src_psql -c "$BENCH_DDL" -c "CREATE PUBLICATION bench_pub FOR TABLE bench" \
+		-c "SELECT pg_create_logical_replication_slot('bench', 'pg_dts')" >/dev/null
+	dst_psql -c "$BENCH_DDL" -c "CREATE DATABASE native" >/dev/null
+	"$BINDIR/psql" -X -q -d "host=$DST_SOCK port=$DST_PORT user=postgres dbname=native" \
+		-c "$BENCH_DDL" \
+		-c "CREATE SUBSCRIPTION bench_sub CONNECTION 'host=$SRC_SOCK port=$SRC_PORT user=postgres dbname=postgres' PUBLICATION bench_pub WITH (copy_data = false, enabled = false)" >/dev/null
+	t0=$(date +%s.%N)
+	src_psql -c "DO \$\$ BEGIN FOR t IN 0..19 LOOP
+		INSERT INTO bench SELECT g, g % 1000, md5(g::text), now(), g * 1.5
+		FROM generate_series(t * $per + 1, (t + 1) * $per) g; COMMIT; END LOOP; END \$\$" >/dev/null
+	t1=$(date +%s.%N)
+	src_s=$(echo "$t1 - $t0" | bc)
+	task bench '{"public": {"tables": ["bench"]}}'
+	t0=$(date +%s.%N)
+	run bench
+	t1=$(date +%s.%N)
+	is "bench: driver exit status" "$rc" 0
+	is "bench: $BENCH_ROWS rows applied" "$(dst_val "SELECT count(*) FROM bench")" "$BENCH_ROWS"
+	drv_s=$(echo "$t1 - $t0" | bc)
+	apply_s=$(grep -o 'apply [0-9.]* s' "$work/bench.out" | awk '{print $2}')
+	# native logical replication: enable the subscription, wait for the rows
+	t0=$(date +%s.%N)
+	"$BINDIR/psql" -X -q -d "host=$DST_SOCK port=$DST_PORT user=postgres dbname=native" \
+		-c "ALTER SUBSCRIPTION bench_sub ENABLE" >/dev/null
+	for _ in $(seq 1 1200); do
+		n=$("$BINDIR/psql" -X -Atq -d "host=$DST_SOCK port=$DST_PORT user=postgres dbname=native" \
+			-c "SELECT count(*) FROM bench")
+		[ "$n" = "$BENCH_ROWS" ] && break
+		sleep 0.05
+	done
+	t1=$(date +%s.%N)
+	native_s=$(echo "$t1 - $t0" | bc)
+	is "bench: native logical replication caught up" "$n" "$BENCH_ROWS"
+
+	# then BENCH_ROWS updates in 20 transactions, the same way
+	native() { "$BINDIR/psql" -X -Atq -d "host=$DST_SOCK port=$DST_PORT user=postgres dbname=native" "$@"; }
+	native -c "ALTER SUBSCRIPTION bench_sub DISABLE" >/dev/null
+	src_psql -c "DO \$\$ BEGIN FOR t IN 0..19 LOOP
+		UPDATE bench SET a = a + 1, b = 'u' || id
+		WHERE id BETWEEN t * $per + 1 AND (t + 1) * $per; COMMIT; END LOOP; END \$\$" >/dev/null
+	run bench
+	upd_s=$(grep -o 'apply [0-9.]* s' "$work/bench.out" | awk '{print $2}')
+	same_rows "SELECT sum(a), count(*) FILTER (WHERE b = 'u' || id) FROM bench" \
+		"SELECT sum(a), count(*) FILTER (WHERE b = 'u' || id) FROM bench" "bench: updates applied"
+	want=$(src_val "SELECT sum(a) FROM bench")
+	sleep 1						# the walsender notices the disabled subscription
+	t0=$(date +%s.%N)
+	native -c "ALTER SUBSCRIPTION bench_sub ENABLE" >/dev/null
+	for _ in $(seq 1 1200); do
+		[ "$(native -c "SELECT sum(a) FROM bench")" = "$want" ] && break
+		sleep 0.05
+	done
+	t1=$(date +%s.%N)
+	native_upd_s=$(echo "$t1 - $t0" | bc)
+	is "bench: native logical replication caught up with the updates" \
+		"$(native -c "SELECT sum(a) FROM bench")" "$want"
+	"$BINDIR/psql" -X -q -d "host=$DST_SOCK port=$DST_PORT user=postgres dbname=native" \
+		-c "ALTER SUBSCRIPTION bench_sub DISABLE" -c "ALTER SUBSCRIPTION bench_sub SET (slot_name = NONE)" \
+		-c "DROP SUBSCRIPTION bench_sub" >/dev/null 2>&1
+	src_psql -c "SELECT pg_drop_replication_slot('bench_sub')" >/dev/null 2>&1
+	printf '# timing: %d inserts in 20 transactions\n' "$BENCH_ROWS"
+	printf '#   source INSERTs:              %6.2f s (%8.0f rows/s)\n' "$src_s" "$(echo "$BENCH_ROWS / $src_s" | bc -l)"
+	printf '#   pg sink apply (driver):      %6.2f s (%8.0f rows/s)\n' "$apply_s" "$(echo "$BENCH_ROWS / $apply_s" | bc -l)"
+	printf '#   driver total (decode+apply): %6.2f s (%8.0f rows/s)\n' "$drv_s" "$(echo "$BENCH_ROWS / $drv_s" | bc -l)"
+	printf '#   native logical replication:  %6.2f s (%8.0f rows/s, decode+apply)\n' "$native_s" "$(echo "$BENCH_ROWS / $native_s" | bc -l)"
+	printf '# timing: %d updates (2 of 5 columns) in 20 transactions\n' "$BENCH_ROWS"
+	printf '#   pg sink apply (driver):      %6.2f s (%8.0f rows/s)\n' "$upd_s" "$(echo "$BENCH_ROWS / $upd_s" | bc -l)"
+	printf '#   native logical replication:  %6.2f s (%8.0f rows/s, decode+apply)\n' "$native_upd_s" "$(echo "$BENCH_ROWS / $native_upd_s" | bc -l)"
+fi
+
+finish
