@@ -24,6 +24,7 @@
 
 #include "heartbeat.h"
 #include "log.h"
+#include "pgtask.h"
 #include "precheck.h"
 #include "retry.h"
 #include "sink.h"
@@ -55,6 +56,8 @@ typedef struct ShipOptions
 	bool		drop_slot;
 	bool		start;
 	bool		precheck;
+	bool		verify;			/* --verify: compare source and destination */
+	bool		sync_sequences; /* --sync-sequences */
 	uint64_t	startpos;
 	uint64_t	endpos;
 	const char *file;
@@ -76,6 +79,8 @@ typedef struct Ship
 	char	   *slot;			/* the slot name in use */
 	DtsPluginOptions plugin_options;	/* for START_REPLICATION */
 	DtsSink		sink;
+	DtsPgSinkConfig pg;			/* the pg sink's settings (sink "pg") */
+	char	   *source_encoding;	/* server_encoding, read by the precheck */
 	DtsRouter	router;		/* name mapping of the task */
 	DtsHeartbeat heartbeat;
 	DtsRetry	retry;
@@ -135,6 +140,10 @@ usage(void)
 	printf("      --start            start streaming in a replication slot\n");
 	printf("      --precheck         check the source for the task and exit\n");
 	printf("                         (also done before --start)\n");
+	printf("      --verify           compare every table of the task between source\n"
+		   "                         and destination (pg sink); exit 1 on a difference\n");
+	printf("      --sync-sequences   set the destination's sequences past the source's\n"
+		   "                         (pg sink; for the switchover)\n");
 	printf("\nOptions:\n");
 	printf("  -E, --endpos=LSN       exit after receiving the specified LSN\n");
 	printf("  -f, --file=FILE        receive log into this file, - for stdout\n");
@@ -211,7 +220,9 @@ enum
 	OPT_PRECHECK,
 	OPT_TASK,
 	OPT_TASK_NAME,
-	OPT_BEGIN_COMMIT_LINES
+	OPT_BEGIN_COMMIT_LINES,
+	OPT_VERIFY,
+	OPT_SYNC_SEQUENCES
 };
 
 /* Returns false (after saying why) when the command line is wrong. */
@@ -244,6 +255,8 @@ parse_command_line(ShipOptions *opts, int argc, char **argv)
 		{"task", required_argument, NULL, OPT_TASK},
 		{"task-name", required_argument, NULL, OPT_TASK_NAME},
 		{"begin-commit-lines", no_argument, NULL, OPT_BEGIN_COMMIT_LINES},
+		{"verify", no_argument, NULL, OPT_VERIFY},
+		{"sync-sequences", no_argument, NULL, OPT_SYNC_SEQUENCES},
 		{NULL, 0, NULL, 0}
 	};
 	int			c;
@@ -341,6 +354,12 @@ parse_command_line(ShipOptions *opts, int argc, char **argv)
 			case OPT_PRECHECK:
 				opts->precheck = true;
 				break;
+			case OPT_VERIFY:
+				opts->verify = true;
+				break;
+			case OPT_SYNC_SEQUENCES:
+				opts->sync_sequences = true;
+				break;
 			case OPT_TASK:
 				opts->task_file = optarg;
 				break;
@@ -369,7 +388,7 @@ static bool
 check_actions(const ShipOptions *opts)
 {
 	if (!opts->create_slot && !opts->drop_slot && !opts->start &&
-		!opts->precheck)
+		!opts->precheck && !opts->verify && !opts->sync_sequences)
 	{
 		dts_log_error("at least one action needs to be specified");
 		return false;
@@ -488,7 +507,9 @@ build_plugin_options(Ship *ship)
 	const char *include;
 
 	dts_plugin_options_set(po, "proto_version", "1");
-	dts_plugin_options_set(po, "format", "text");
+	/* the pg sink passes binary values straight to binary parameters */
+	dts_plugin_options_set(po, "format",
+						   ship->task.sink == DTS_SINK_PG ? "binary" : "text");
 	dts_plugin_options_set(po, "streaming", "on");
 	n = dts_task_plugin_options(&ship->task, &names, &values);
 	if (n < 0)
@@ -567,6 +588,9 @@ run_precheck(Ship *ship)
 	failures = ship->opts.start ?
 		dts_precheck_run_to(conn, &ship->task, stderr) :
 		dts_precheck_run(conn, &ship->task);
+	if (PQparameterStatus(conn, "server_encoding"))
+		ship->source_encoding = dts_strdup(PQparameterStatus(conn,
+															 "server_encoding"));
 	PQfinish(conn);
 	if (failures > 0)
 	{
@@ -580,19 +604,43 @@ run_precheck(Ship *ship)
 	return EXIT_OK;
 }
 
-/* Checked before anything connects: can --start write anywhere? */
+/*
+ * Checked before anything connects: can --start write anywhere, and do
+ * --verify and --sync-sequences have a destination?  Reads the pg sink's
+ * settings from the task file.
+ */
 static bool
-check_sink_config(const Ship *ship)
+check_sink_config(Ship *ship)
 {
 	const DtsTask *task = &ship->task;
+	bool		needs_pg = ship->opts.verify || ship->opts.sync_sequences;
+	char		err[512];
 
+	if (needs_pg && task->sink != DTS_SINK_PG)
+	{
+		dts_log_error("--verify and --sync-sequences need a task whose sink is \"pg\"");
+		dts_log_hint("Give --task with \"sink\": {\"type\": \"pg\", \"conninfo\": ...}.");
+		return false;
+	}
+	if (task->sink == DTS_SINK_PG)
+	{
+		if (dts_pg_sink_config_from_json(task->sink_json, &ship->pg, err,
+										 sizeof(err)) != 0)
+		{
+			dts_log_error("%s: %s", ship->opts.task_file ?
+						  ship->opts.task_file : "task", err);
+			dts_log_hint("docs/pg-sink.md describes the pg sink's settings.");
+			return false;
+		}
+		return true;
+	}
 	if (!ship->opts.start)
 		return true;
 	if (task->sink != DTS_SINK_FILE)
 	{
 		dts_log_error("task \"%s\" uses a sink this pg_dts_ship does not have yet",
 					  task->name);
-		dts_log_hint("Use the file sink (-f FILE) with this version.");
+		dts_log_hint("Use the file sink (-f FILE) or the pg sink with this version.");
 		return false;
 	}
 	if (task->file_path == NULL)
@@ -608,13 +656,24 @@ static bool
 open_sink(Ship *ship)
 {
 	DtsTask    *task = &ship->task;
-	DtsFileSinkConfig config;
 	DtsError	err = {0};
 
-	config.path = task->file_path;
-	config.fsync_interval_ms = task->fsync_interval_ms;
-	config.begin_commit_lines = task->begin_commit_lines;
-	dts_file_sink_init(&ship->sink, &config);
+	if (task->sink == DTS_SINK_PG)
+	{
+		ship->pg.task_name = task->name;
+		ship->pg.task = task;
+		ship->pg.source_encoding = ship->source_encoding;
+		dts_pg_sink_init(&ship->sink, &ship->pg);
+	}
+	else
+	{
+		DtsFileSinkConfig config;
+
+		config.path = task->file_path;
+		config.fsync_interval_ms = task->fsync_interval_ms;
+		config.begin_commit_lines = task->begin_commit_lines;
+		dts_file_sink_init(&ship->sink, &config);
+	}
 	if (ship->sink.ops->open(&ship->sink, &err) != 0)
 	{
 		dts_error_log(DTS_LOG_ERROR, &err);
@@ -707,6 +766,8 @@ ship_free(Ship *ship)
 		free(ship->opts.conn.password);
 	}
 	free(ship->slot);
+	free(ship->source_encoding);
+	dts_pg_sink_config_free(&ship->pg);
 	dts_task_free(&ship->task);
 }
 
@@ -753,6 +814,11 @@ main(int argc, char **argv)
 		rc = run_slot_command(&ship, true);
 	if (rc == EXIT_OK && ship.opts.start && !signal_flags.stop)
 		rc = run_stream(&ship);
+	if (rc == EXIT_OK && ship.opts.sync_sequences)
+		rc = dts_pgtask_sync_sequences(&ship.opts.conn, &ship.task,
+									   ship.pg.conninfo);
+	if (rc == EXIT_OK && ship.opts.verify)
+		rc = dts_pgtask_verify(&ship.opts.conn, &ship.task, ship.pg.conninfo);
 
 	ship_free(&ship);
 	exit(rc);
