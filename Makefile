@@ -229,3 +229,4 @@ bench: deps-bench
 	$(MAKE) install
 	PG_CONFIG=$(PG_CONFIG) bench/decode/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/ship/run.sh
+	PG_CONFIG=$(PG_CONFIG) bench/pgsync/run.sh

@@ -1067,6 +1067,15 @@ stream_loop(DtsSource *src, DtsError *err)
 		}
 		if (sink->ops->flush(sink, false, now, &next_flush, err) != 0)
 			return DTS_STREAM_ERROR;
+
+		/*
+		 * -E: the server has shown us WAL up to the end position (a
+		 * keepalive may have come while the sink was still busy) and
+		 * nothing is pending: everything up to it has been received.
+		 */
+		if (src->endpos && src->received_lsn >= src->endpos &&
+			source_idle(src))
+			return finish_stream(src, DTS_STREAM_ENDPOS, err);
 		if (src->status_interval_ms > 0)
 		{
 			next_feedback = src->last_feedback_us +

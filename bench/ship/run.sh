@@ -89,7 +89,7 @@ echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes"
 	echo "SET synchronous_commit = on;"
 	echo "CREATE TABLE bench_end (x int);"
 } | pgc_psql -o /dev/null
-endpos=$(pgc_psql -Atc "SELECT pg_current_wal_flush_lsn()")
+endpos=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 changes=$((ROWS + UPDATES + DELETES))
 echo "bench: $changes changes, end LSN $endpos"
 
@@ -140,7 +140,7 @@ INSERT INTO bench SELECT i, i, md5(i::text), now(), (i % 100000) / 100.0,
 SET synchronous_commit = on;
 CREATE TABLE bench_big_end (x int);
 SQL
-	bigend=$(pgc_psql -Atc "SELECT pg_current_wal_flush_lsn()")
+	bigend=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 	run big "$out/big.jsonl" \
 		"$bindir/pg_dts_ship" -d "$conninfo" -S ship_big --start -n \
 		-E "$bigend" -f "$out/big.jsonl"

@@ -2612,6 +2612,20 @@ pg_commit(DtsSink *sink, const DtsTxn *txn, DtsError *err)
 	if (txn->end_lsn > ps->accepted_lsn)
 		ps->accepted_lsn = txn->end_lsn;
 
+	/*
+	 * Nothing of the batch reached the destination (only skipped changes,
+	 * e.g. pg_dts's own heartbeat and DDL rows): there is nothing to make
+	 * durable, so the position is durable now.  Waiting for a batch that
+	 * never opens would hold the slot (and -E) until the next status.
+	 */
+	if (!ps->dest_open)
+	{
+		if (txn->end_lsn > ps->durable_lsn)
+			ps->durable_lsn = txn->end_lsn;
+		reset_batch(ps);
+		return 0;
+	}
+
 	if (ps->ntxns >= ps->batch_txns || ps->nrows >= ps->batch_rows ||
 		ps->arena.total >= BATCH_MAX_BYTES ||
 		dts_now_us() >= ps->batch_start_us + ps->batch_interval_us)
