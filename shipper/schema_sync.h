@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * schema_sync.h
+ *	  The schema sync of a PostgreSQL-to-PostgreSQL task: the selected
+ *	  schemas' objects created at the destination in two steps, pre-data
+ *	  (types, sequences, functions, tables, views) before the full sync and
+ *	  post-data (indexes, constraints, foreign keys, triggers) after it.
+ *
+ * pg_dump and pg_restore (of the source's major version) write the DDL;
+ * name mapping and column lists are applied by renaming, moving and
+ * dropping inside the same destination transaction, and the post-data of
+ * mapped tables is generated from the catalog.  docs/pg-sync.md says
+ * exactly what comes from where.
+ *
+ * shipper/schema_sync.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_DTS_SHIP_SCHEMA_SYNC_H
+#define PG_DTS_SHIP_SCHEMA_SYNC_H
+
+#include "log.h"
+#include "task.h"
+
+typedef struct DtsSchemaSyncOptions
+{
+	const char *bindir;			/* where pg_dump and pg_restore are; NULL =
+								 * /usr/lib/postgresql/<source major>/bin
+								 * when it has them, else $PATH */
+	const char *snapshot;		/* pre-data: dump and read the catalog as of
+								 * this exported snapshot (the full sync's);
+								 * NULL = now.  Its exporting connection must
+								 * stay open and idle meanwhile. */
+	const char *tmpdir;			/* for the dump archive; NULL = $TMPDIR or
+								 * /tmp */
+} DtsSchemaSyncOptions;
+
+extern void dts_schema_sync_options_init(DtsSchemaSyncOptions *opts);
+
+/*
+ * Pre-data: creates the task's schemas, the extensions their objects
+ * need, and their types, sequences, functions, procedures, tables (with
+ * columns, defaults, NOT NULL, CHECK constraints, identity and generated
+ * columns) and views, under the task's names (mapping, column lists), in
+ * ONE destination transaction: on failure nothing is left behind.
+ *
+ * Before anything is written, a selected table whose destination name
+ * exists already is an error naming it, unless the pg sink says
+ * "conflicting_tables": "ignore": then it is kept as it is (recorded in
+ * dts.schema_sync_state.kept_tables; the full sync fills it, keeping rows
+ * whose key exists; post-data leaves it alone).
+ *
+ * Done once per task: the transaction records (task, 'pre-data') in
+ * dts.schema_sync_state and a later call finds it there and returns 0.
+ * Returns 0, or -1 with err set.
+ */
+extern int	dts_schema_sync(const DtsTask *task, const char *src_conninfo,
+							const char *dst_conninfo,
+							const DtsSchemaSyncOptions *opts, DtsError *err);
+
+/*
+ * Post-data, to run after the full sync: indexes, primary key, unique and
+ * exclusion constraints, triggers, rules and policies of the tables the
+ * pre-data created, and the foreign keys between the task's tables, in
+ * one destination transaction, recorded as (task, 'post-data').  Reads
+ * the source's catalog as it is now (the snapshot is gone by then).
+ * Returns 0, or -1 with err set (pre-data not done is an error).
+ */
+extern int	dts_schema_sync_post_data(const DtsTask *task,
+									  const char *src_conninfo,
+									  const char *dst_conninfo,
+									  const DtsSchemaSyncOptions *opts,
+									  DtsError *err);
+
+#endif							/* PG_DTS_SHIP_SCHEMA_SYNC_H */
