@@ -489,6 +489,12 @@ choose_slot(Ship *ship)
 					 SLOT_NAME_MAX);
 		return false;
 	}
+	/* the sync phases and the pg sink read the slot from the task */
+	if (task->slot == NULL || strcmp(task->slot, ship->slot) != 0)
+	{
+		free(ship->task.slot);
+		ship->task.slot = dts_strdup(ship->slot);
+	}
 	return true;
 }
 
@@ -755,6 +761,15 @@ run_stream(Ship *ship)
 	return rc;
 }
 
+/* Does --start begin with the schema or full phase of a pg task? */
+static bool
+initial_sync_wanted(const Ship *ship)
+{
+	return ship->task.sink == DTS_SINK_PG &&
+		(dts_task_has_phase(&ship->task, DTS_SYNC_SCHEMA) ||
+		 dts_task_has_phase(&ship->task, DTS_SYNC_FULL));
+}
+
 static void
 ship_free(Ship *ship)
 {
@@ -810,9 +825,16 @@ main(int argc, char **argv)
 	/* the precheck first: a failing task must not leave a slot behind */
 	if (rc == EXIT_OK && (ship.opts.precheck || ship.opts.start))
 		rc = run_precheck(&ship);
-	if (rc == EXIT_OK && ship.opts.create_slot)
+	if (rc == EXIT_OK && ship.opts.start && initial_sync_wanted(&ship))
+	{
+		/* creates the slot itself, with the snapshot the copy reads */
+		rc = dts_pgtask_initial_sync(&ship.opts.conn, &ship.task,
+									 ship.pg.conninfo, &signal_flags.stop);
+	}
+	else if (rc == EXIT_OK && ship.opts.create_slot)
 		rc = run_slot_command(&ship, true);
-	if (rc == EXIT_OK && ship.opts.start && !signal_flags.stop)
+	if (rc == EXIT_OK && ship.opts.start && !signal_flags.stop &&
+		dts_task_has_phase(&ship.task, DTS_SYNC_INCREMENTAL))
 		rc = run_stream(&ship);
 	if (rc == EXIT_OK && ship.opts.sync_sequences)
 		rc = dts_pgtask_sync_sequences(&ship.opts.conn, &ship.task,

@@ -13,8 +13,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "full_sync.h"
 #include "log.h"
+#include "schema_sync.h"
 #include "sequences.h"
 #include "verify.h"
 
@@ -130,5 +133,129 @@ cleanup:
 	dts_sequences_free(seqs, nseqs);
 	PQfinish(src);
 	PQfinish(dst);
+	return rc;
+}
+
+/*
+ * Exports a snapshot for the full sync: creates the slot with EXPORT on
+ * the replication connection repl, or, when the slot exists already (an
+ * interrupted run), exports one from the plain connection plain in a
+ * REPEATABLE READ transaction.  Whichever connection exported it must stay
+ * open and idle until the copies have imported it.  Returns a malloc'd
+ * snapshot name, or NULL after saying why.
+ */
+static char *
+export_snapshot(PGconn *repl, PGconn *plain, const DtsTask *task)
+{
+	char		sql[256];
+	PGresult   *res;
+	char	   *snapshot = NULL;
+
+	snprintf(sql, sizeof(sql),
+			 "CREATE_REPLICATION_SLOT \"%s\" LOGICAL pg_dts (SNAPSHOT 'export')",
+			 task->slot);
+	res = PQexec(repl, sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) >= 3)
+	{
+		dts_log_info("created replication slot \"%s\" at %s with snapshot %s",
+					 task->slot, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+		snapshot = dts_strdup(PQgetvalue(res, 0, 2));
+		PQclear(res);
+		return snapshot;
+	}
+	if (PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL ||
+		strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42710") != 0)
+	{
+		dts_log_error("could not create replication slot \"%s\": %s",
+					  task->slot, PQerrorMessage(repl));
+		PQclear(res);
+		return NULL;
+	}
+	PQclear(res);
+
+	/* the slot exists: resume under a new snapshot (docs/pg-sync.md) */
+	dts_log_info("replication slot \"%s\" exists: resuming the initial sync",
+				 task->slot);
+	res = PQexec(plain, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+	PQclear(res);
+	res = PQexec(plain, "SELECT pg_export_snapshot()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		snapshot = dts_strdup(PQgetvalue(res, 0, 0));
+	else
+		dts_log_error("could not export a snapshot: %s", PQerrorMessage(plain));
+	PQclear(res);
+	return snapshot;
+}
+
+int
+dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
+						const char *dst_conninfo,
+						volatile sig_atomic_t *stop)
+{
+	bool		schema = dts_task_has_phase(task, DTS_SYNC_SCHEMA);
+	bool		full = dts_task_has_phase(task, DTS_SYNC_FULL);
+	DtsError	err = {0};
+	PGconn	   *repl = NULL;
+	PGconn	   *plain = NULL;
+	char	   *snapshot = NULL;
+	DtsSchemaSyncOptions sopts;
+	DtsFullSyncOptions fopts;
+	DtsFullSyncResult result;
+	int			rc = 1;
+
+	if (!schema && !full)
+		return 0;
+	if ((repl = dts_connect(params, true, 0, &err)) == NULL ||
+		(plain = dts_connect(params, false, 0, &err)) == NULL)
+	{
+		dts_error_log(DTS_LOG_ERROR, &err);
+		goto cleanup;
+	}
+	if ((snapshot = export_snapshot(repl, plain, task)) == NULL)
+		goto cleanup;
+
+	dts_schema_sync_options_init(&sopts);
+	sopts.snapshot = snapshot;
+	if (schema && dts_schema_sync(task, params->conninfo, dst_conninfo,
+								  &sopts, &err) != 0)
+	{
+		dts_error_log(DTS_LOG_ERROR, &err);
+		goto cleanup;
+	}
+	if (full)
+	{
+		dts_full_sync_options_init(&fopts);
+		fopts.progress = stderr;
+		fopts.stop = stop;
+		if (dts_full_sync(task, params->conninfo, snapshot, dst_conninfo,
+						  &fopts, &result, &err) != 0)
+		{
+			dts_error_log(DTS_LOG_ERROR, &err);
+			goto cleanup;
+		}
+		dts_log_info("full sync of task \"%s\": %d tables, %lld rows in %.1f s",
+					 task->name, result.tables, (long long) result.rows,
+					 result.seconds);
+	}
+	/* the snapshot is no longer needed: post-data reads the catalog now */
+	PQfinish(repl);
+	repl = NULL;
+	PQfinish(plain);
+	plain = NULL;
+	sopts.snapshot = NULL;
+	if (schema && dts_schema_sync_post_data(task, params->conninfo,
+											dst_conninfo, &sopts, &err) != 0)
+	{
+		dts_error_log(DTS_LOG_ERROR, &err);
+		goto cleanup;
+	}
+	rc = 0;
+
+cleanup:
+	free(snapshot);
+	if (repl)
+		PQfinish(repl);
+	if (plain)
+		PQfinish(plain);
 	return rc;
 }

@@ -30,4 +30,18 @@ extern int	dts_pgtask_sync_sequences(DtsConnParams *params,
 									  const DtsTask *task,
 									  const char *dst_conninfo);
 
+/*
+ * The schema and full phases of the task (when it has them), before the
+ * incremental phase: creates the task's slot with an exported snapshot
+ * (or, when the slot exists, resumes under a new snapshot, see
+ * docs/pg-sync.md), syncs the schema's pre-data as of that snapshot,
+ * copies the tables from it, then the post-data.  The slot's consistent
+ * point is where the incremental phase starts, so nothing is missed or
+ * applied twice.  Returns 0, or 1 after saying why; stop is polled.
+ */
+extern int	dts_pgtask_initial_sync(DtsConnParams *params,
+									const DtsTask *task,
+									const char *dst_conninfo,
+									volatile sig_atomic_t *stop);
+
 #endif							/* PG_DTS_SHIP_PGTASK_H */
