@@ -74,7 +74,7 @@ D native_dst -c "$table_sql" -c "CREATE SUBSCRIPTION native_sub CONNECTION '$src
 
 cat >"$out/task.json" <<EOF
 {"name": "bench", "source": {"conninfo": "$src_conn"},
- "sink": {"type": "pg", "conninfo": "$dst_host dbname=dts_dst"},
+ "sink": {"type": "pg", "conninfo": "$dst_host dbname=dts_dst"${BENCH_SINK_EXTRA:-}},
  "objects": {"public": {"all": false, "tables": {"bench": {}}}},
  "heartbeat_interval": 0}
 EOF
@@ -101,10 +101,11 @@ changes=$((ROWS + UPDATES + DELETES))
 echo "bench: $changes changes, end LSN $endpos"
 
 echo "bench: pg_dts_ship (pg sink)"
-/usr/bin/time -f "%e %M" -o "$out/time" "$bindir/pg_dts_ship" --task "$out/task.json" -v \
+/usr/bin/time -f "%e %M %U %S" -o "$out/time" "$bindir/pg_dts_ship" --task "$out/task.json" -v \
 	--start -n -E "$endpos" 2>"$out/ship.err" ||
 	{ tail -n 20 "$out/ship.err" >&2; exit 1; }
-read -r dts_s dts_rss <"$out/time"
+read -r dts_s dts_rss dts_user dts_sys <"$out/time"
+echo "bench: pg_dts_ship user ${dts_user}s sys ${dts_sys}s" >&2
 
 
 echo "bench: native logical replication"

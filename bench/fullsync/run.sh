@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+#
+# bench/fullsync/run.sh
+#	  Full sync of a PostgreSQL-to-PostgreSQL task: BENCH_FULL_GB (5) GB in
+#	  four tables copied by pg_dts_ship (schema + full phases: pre-data,
+#	  parallel binary COPY from one snapshot, post-data), against
+#	  "pg_dump | psql" and against a native subscription's initial copy,
+#	  on the same source, in the same run.
+#
+# One source and one destination cluster (tools/pgcluster.sh, as user
+# postgres in temp directories); each contender gets its own destination
+# database.  All three end with the same tables, rows and primary keys:
+#   pg_dts		pg_dts_ship --start with "sync": ["schema", "full"]
+#   pg_dump		pg_dump -t 'public.big*' | psql (schema, data, then indexes)
+#   native		pg_dump --schema-only | psql, then CREATE SUBSCRIPTION with
+#				copy_data = true, timed until every table is ready
+# The destination databases are compared with the source at the end.
+#
+# Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md).
+#
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+GB=${BENCH_FULL_GB:-5}
+RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
+
+# shellcheck source=tools/pgcluster.sh
+. "$root/tools/pgcluster.sh"
+
+conf=("shared_buffers = 1GB" "max_wal_size = 50GB" "checkpoint_timeout = 1h"
+	"autovacuum = off" "max_logical_replication_workers = 8"
+	"max_sync_workers_per_subscription = 4" "max_worker_processes = 16")
+pgc_init "${conf[@]}" "synchronous_commit = off"
+pgc_start
+src_dir=$PGC_DIR src_sock=$PGC_SOCK src_port=$PGC_PORT
+PGC_DIR= PGC_SOCK= PGC_PORT=
+pgc_init "${conf[@]}"
+pgc_start
+dst_dir=$PGC_DIR dst_sock=$PGC_SOCK dst_port=$PGC_PORT
+out=$(mktemp -d /tmp/pg_dts_bench_full.XXXXXX)
+cleanup()
+{
+	for d in "$src_dir" "$dst_dir"; do
+		[ -n "$d" ] || continue
+		pgc_as_server "$bindir/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1 || true
+		rm -rf "$d"
+	done
+	rm -rf "$out"
+}
+trap cleanup EXIT
+
+src_conn="host=$src_sock port=$src_port dbname=postgres user=postgres"
+dst_host="host=$dst_sock port=$dst_port user=postgres"
+S() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$src_conn" "$@"; }
+D() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=$db" "$@"; }
+
+# about 250 bytes a row on disk: rows per table for GB gigabytes in four
+rows=$(awk -v gb="$GB" 'BEGIN { printf "%d", gb * 1024 * 1024 * 1024 / 250 / 4 }')
+echo "bench: loading 4 tables of $rows rows (~${GB} GB)"
+S -c "CREATE EXTENSION pg_dts"
+for t in 1 2 3 4; do
+	S <<SQL &
+CREATE TABLE big$t (id bigint, a int, b text, c timestamptz, d numeric(12,2), e text, f bytea);
+INSERT INTO big$t SELECT i, i % 1000, md5(i::text) || md5((i + 1)::text),
+       '2024-01-01'::timestamptz + i * interval '1 second', (i % 100000) / 100.0,
+       repeat(chr(65 + (i % 26)), 60), decode(md5(i::text), 'hex')
+  FROM generate_series(1, $rows) i;
+ALTER TABLE big$t ADD PRIMARY KEY (id);
+SQL
+done
+wait
+S -c "CHECKPOINT" -c "CREATE PUBLICATION full_pub FOR TABLE big1, big2, big3, big4"
+size=$(S -Atc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c WHERE relname LIKE 'big_'")
+bytes=$(S -Atc "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relname LIKE 'big_' AND relkind = 'r'")
+echo "bench: source tables: $size with indexes"
+D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
+
+elapsed()
+{
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'
+}
+
+echo "bench: pg_dts_ship (schema + full)"
+cat >"$out/task.json" <<EOF
+{"name": "fullbench", "source": {"conninfo": "$src_conn"},
+ "sink": {"type": "pg", "conninfo": "$dst_host dbname=d_dts"},
+ "objects": {"public": {"all": false, "tables": {"big1": {}, "big2": {}, "big3": {}, "big4": {}}}},
+ "heartbeat_interval": 0, "sync": ["schema", "full"]}
+EOF
+t0=$(date +%s.%N)
+"$bindir/pg_dts_ship" --task "$out/task.json" --start -n 2>"$out/dts.err" ||
+	{ tail -n 20 "$out/dts.err" >&2; exit 1; }
+t1=$(date +%s.%N)
+dts_s=$(elapsed "$t0" "$t1")
+S -c "SELECT pg_drop_replication_slot('dts_sync_fullbench')" >/dev/null
+
+echo "bench: pg_dump | psql"
+t0=$(date +%s.%N)
+"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' |
+	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" >/dev/null
+t1=$(date +%s.%N)
+dump_s=$(elapsed "$t0" "$t1")
+
+echo "bench: native subscription initial copy"
+"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only |
+	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_native" >/dev/null
+t0=$(date +%s.%N)
+D d_native -c "CREATE SUBSCRIPTION full_sub CONNECTION '$src_conn' PUBLICATION full_pub WITH (copy_data = true)"
+until [ "$(D d_native -Atc "SELECT count(*) FILTER (WHERE srsubstate IN ('r', 's')) = 4 FROM pg_subscription_rel")" = t ]; do
+	sleep 0.1
+done
+t1=$(date +%s.%N)
+native_s=$(elapsed "$t0" "$t1")
+D d_native -c "ALTER SUBSCRIPTION full_sub DISABLE" \
+	-c "ALTER SUBSCRIPTION full_sub SET (slot_name = NONE)" -c "DROP SUBSCRIPTION full_sub"
+S -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots" >/dev/null
+
+echo "bench: comparing"
+sum_sql="SELECT string_agg(t || ':' || n, ' ' ORDER BY t) FROM (SELECT 'big1' t, count(*) n FROM big1 UNION ALL SELECT 'big2', count(*) FROM big2 UNION ALL SELECT 'big3', count(*) FROM big3 UNION ALL SELECT 'big4', count(*) FROM big4) s"
+src_sum=$(S -Atc "$sum_sql")
+check()
+{
+	local db=$1 sum pk
+	sum=$(D "$db" -Atc "$sum_sql")
+	pk=$(D "$db" -Atc "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text LIKE 'big_'")
+	if [ "$sum" = "$src_sum" ] && [ "$pk" = 4 ]; then echo "same rows, 4 primary keys"; else echo "DIFFERENT ($sum; $pk primary keys)"; fi
+}
+
+best=$(awk -v a="$dump_s" -v b="$native_s" 'BEGIN { print (a < b ? a : b) }')
+ratio=$(awk -v a="$best" -v b="$dts_s" 'BEGIN { printf "%.2f", a / b }')
+mbps()
+{
+	awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", b / 1048576 / s }'
+}
+{
+	echo "# Full sync benchmark results"
+	echo
+	echo "Produced by \`bench/fullsync/run.sh\` (\`make bench\`); see bench/README.md."
+	echo
+	echo "- run: $(date -u '+%Y-%m-%d %H:%M') UTC, pg_dts $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, source and destination on this machine"
+	echo "- 4 tables of $rows rows: $size on disk with their primary keys ($((bytes / 1048576)) MB of heap)"
+	echo
+	echo "| contender | seconds | heap MB/s | destination |"
+	echo "|---|---:|---:|---|"
+	echo "| pg_dts_ship (schema + full: pre-data, parallel binary COPY, post-data) | $dts_s | $(mbps "$dts_s") | $(check d_dts) |"
+	echo "| pg_dump \| psql | $dump_s | $(mbps "$dump_s") | $(check d_dump) |"
+	echo "| native subscription, initial copy (schema loaded first) | $native_s | $(mbps "$native_s") | $(check d_native) |"
+	echo
+	echo "pg_dts / the faster of the two: **${ratio}×**"
+} >"$RESULTS"
+cat "$RESULTS"
