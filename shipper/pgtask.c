@@ -201,6 +201,7 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 	DtsSchemaSyncOptions sopts;
 	DtsFullSyncOptions fopts;
 	DtsFullSyncResult result;
+	int64_t		phase_start;
 	int			rc = 1;
 
 	if (!schema && !full)
@@ -216,12 +217,16 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 
 	dts_schema_sync_options_init(&sopts);
 	sopts.snapshot = snapshot;
+	phase_start = dts_now_us();
 	if (schema && dts_schema_sync(task, params->conninfo, dst_conninfo,
 								  &sopts, &err) != 0)
 	{
 		dts_error_log(DTS_LOG_ERROR, &err);
 		goto cleanup;
 	}
+	if (schema)
+		dts_log_info("schema pre-data of task \"%s\" took %.1f s", task->name,
+					 (dts_now_us() - phase_start) / 1e6);
 	if (full)
 	{
 		dts_full_sync_options_init(&fopts);
@@ -243,12 +248,16 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 	PQfinish(plain);
 	plain = NULL;
 	sopts.snapshot = NULL;
+	phase_start = dts_now_us();
 	if (schema && dts_schema_sync_post_data(task, params->conninfo,
 											dst_conninfo, &sopts, &err) != 0)
 	{
 		dts_error_log(DTS_LOG_ERROR, &err);
 		goto cleanup;
 	}
+	if (schema)
+		dts_log_info("schema post-data of task \"%s\" took %.1f s", task->name,
+					 (dts_now_us() - phase_start) / 1e6);
 	rc = 0;
 
 cleanup:
