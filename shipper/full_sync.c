@@ -706,6 +706,19 @@ fill_queue(FullSync *fs)
 	free(e);
 }
 
+/* Is any selected table unplanned, or any planned range not done? */
+static bool
+plan_has_work(const FullSync *fs, const bool *planned)
+{
+	for (int i = 0; i < fs->ntables; i++)
+		if (!planned[i])
+			return true;
+	for (int i = 0; i < fs->nranges; i++)
+		if (!fs->ranges[i].done)
+			return true;
+	return false;
+}
+
 /*
  * Reads or makes the plan, records it, and fills the queue.  src is the
  * coordinator's connection (in the snapshot), dst the coordinator's
@@ -727,7 +740,14 @@ make_plan(FullSync *fs, PGconn *src, PGconn *dst, DtsError *err)
 		mark_staged(fs, dst, err) < 0 ||
 		load_plan(fs, dst, planned, &other_snapshot, oldest_lsn, err) < 0)
 		goto cleanup;
-	if (other_snapshot && check_slot(fs, src, oldest_lsn, err) < 0)
+	/*
+	 * Ranges done under another snapshot are only safe to complete while
+	 * the original slot can still replay what happened in between; once
+	 * everything is copied (a restart of a task that is streaming) there
+	 * is nothing to complete and the slot has rightly moved on.
+	 */
+	if (other_snapshot && plan_has_work(fs, planned) &&
+		check_slot(fs, src, oldest_lsn, err) < 0)
 		goto cleanup;
 	dts_buf_printf(&sql, "BEGIN;\n");
 	for (i = 0; i < fs->ntables; i++)
@@ -887,12 +907,16 @@ pump(Worker *w, const char *what, DtsError *err)
 	while ((n = PQgetCopyData(w->src, &buf, 0)) > 0)
 	{
 		int			ok = PQputCopyData(w->dst, buf, n);
+		/* one message per row, but binary COPY's trailer (int16 -1) too */
+		bool		trailer = n == 2 && (unsigned char) buf[0] == 0xFF &&
+			(unsigned char) buf[1] == 0xFF;
 
 		PQfreemem(buf);
 		if (ok != 1)
 			return dts_error_set(err, DTS_ERROR_CONNECT, "%s: %s", what,
 								 PQerrorMessage(w->dst));
-		w->acc_rows++;
+		if (!trailer)
+			w->acc_rows++;
 		w->acc_bytes += n;
 		w->range_bytes += n;
 		if (w->acc_bytes >= ACCOUNT_BYTES)

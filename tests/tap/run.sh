@@ -148,7 +148,7 @@ while IFS= read -r line; do
 		total=$((total + 1))
 	fi
 	fail=$((fail + f))
-done < <(grep -E '^t/.*\(Wstat: [0-9]+ Tests: [0-9]+ Failed: [0-9]+\)' "$work/prove.log")
+done < <(grep -E '^t/.*\(Wstat: [0-9]+ (\(exited [0-9]+\) )?Tests: [0-9]+ Failed: [0-9]+\)' "$work/prove.log")
 pass=$((total - fail))
 if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
 	fail=1
