@@ -52,9 +52,12 @@ include $(PGXS)
 # The shipper (pg_dts_ship) and the Kafka value formats it links.
 include shipper/formats/Makefile.inc
 include shipper/Makefile.inc
-all: shipper
-install: install-shipper
-clean: clean-shipper
+# The Kafka sink (librdkafka), pg_dts_consume and the Kafka test tools.
+include shipper/sinks/Makefile.inc
+include consumer/Makefile.inc
+all: shipper consumer kafka-tools
+install: install-shipper install-consumer
+clean: clean-shipper clean-consumer
 else
 all install installcheck clean:
 	@echo "$(PG_CONFIG) not found: run 'make deps' (or 'make test') first" >&2
@@ -223,6 +226,7 @@ demo: deps
 	$(MAKE) all
 	$(MAKE) install
 	PG_CONFIG=$(PG_CONFIG) tools/demo.sh
+	PG_CONFIG=$(PG_CONFIG) tools/demo_kafka.sh
 
 bench: deps-bench
 	$(MAKE) all
@@ -230,3 +234,5 @@ bench: deps-bench
 	PG_CONFIG=$(PG_CONFIG) bench/decode/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/ship/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/pgsync/run.sh
+	PG_CONFIG=$(PG_CONFIG) bench/kafka/run.sh
+	PG_CONFIG=$(PG_CONFIG) bench/fullsync/run.sh

@@ -80,7 +80,10 @@ typedef struct Ship
 	DtsPluginOptions plugin_options;	/* for START_REPLICATION */
 	DtsSink		sink;
 	DtsPgSinkConfig pg;			/* the pg sink's settings (sink "pg") */
+	DtsKafkaSinkConfig kafka;	/* the kafka sink's settings (sink "kafka") */
 	char	   *source_encoding;	/* server_encoding, read by the precheck */
+	char	   *source_database;	/* current_database(), read by the precheck */
+	char	   *source_version; /* server_version, read by the precheck */
 	DtsRouter	router;		/* name mapping of the task */
 	DtsHeartbeat heartbeat;
 	DtsRetry	retry;
@@ -597,6 +600,10 @@ run_precheck(Ship *ship)
 	if (PQparameterStatus(conn, "server_encoding"))
 		ship->source_encoding = dts_strdup(PQparameterStatus(conn,
 															 "server_encoding"));
+	ship->source_database = dts_strdup(PQdb(conn));
+	if (PQparameterStatus(conn, "server_version"))
+		ship->source_version = dts_strdup(PQparameterStatus(conn,
+															"server_version"));
 	PQfinish(conn);
 	if (failures > 0)
 	{
@@ -640,6 +647,18 @@ check_sink_config(Ship *ship)
 		}
 		return true;
 	}
+	if (task->sink == DTS_SINK_KAFKA)
+	{
+		if (dts_kafka_sink_config_from_json(&ship->kafka, task->sink_json,
+											err, sizeof(err)) != 0)
+		{
+			dts_log_error("%s: %s", ship->opts.task_file ?
+						  ship->opts.task_file : "task", err);
+			dts_log_hint("docs/kafka.md (section Sink) describes the kafka sink's settings.");
+			return false;
+		}
+		return true;
+	}
 	if (!ship->opts.start)
 		return true;
 	if (task->sink != DTS_SINK_FILE)
@@ -670,6 +689,13 @@ open_sink(Ship *ship)
 		ship->pg.task = task;
 		ship->pg.source_encoding = ship->source_encoding;
 		dts_pg_sink_init(&ship->sink, &ship->pg);
+	}
+	else if (task->sink == DTS_SINK_KAFKA)
+	{
+		ship->kafka.database = ship->source_database;
+		ship->kafka.source_version = ship->source_version;
+		ship->kafka.task = task;
+		dts_kafka_sink_init(&ship->sink, &ship->kafka);
 	}
 	else
 	{
@@ -782,6 +808,9 @@ ship_free(Ship *ship)
 	}
 	free(ship->slot);
 	free(ship->source_encoding);
+	free(ship->source_database);
+	free(ship->source_version);
+	dts_kafka_sink_config_free(&ship->kafka);
 	dts_pg_sink_config_free(&ship->pg);
 	dts_task_free(&ship->task);
 }

@@ -201,7 +201,9 @@ typedef struct DtsKafkaSinkConfig
 	/* set by the caller (borrowed) */
 	const char *database;		/* source database name (keys, records) */
 	const char *source_version; /* source server_version, or NULL */
-	const struct DtsTask *task; /* for schema/table name mapping, or NULL */
+	const struct DtsTask *task; /* name mapping of TRUNCATEd tables and of
+								 * changes without a target (the router maps
+								 * the others), or NULL */
 } DtsKafkaSinkConfig;
 
 /*
