@@ -36,7 +36,7 @@
 
 /* Session settings that fix the text form of values (see source.h). */
 #define SESSION_OPTIONS \
-	"-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c bytea_output=hex"
+	"-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=3"
 
 #define MAX_CONN_PARAMS		64
 /* wake up at least once a second */
