@@ -22,6 +22,14 @@
  * row) marks the batch: it is rolled back and replayed carefully.  The
  * changes of the open batch are kept in memory for that.
  *
+ * Runs.  Consecutive inserts into one table wait in a run; 64 or more go
+ * as one COPY (FORMAT binary).  So do updates of one table with the same
+ * present columns and an unchanged key, and deletes of one table: 64 or
+ * more are copied into a session temp table (the stage) and applied by
+ * one UPDATE ... FROM / DELETE ... USING it, which must change one row
+ * per staged row, else the batch is marked.  A key seen again ends the
+ * run before it, so the set-based result is the sequential one.
+ *
  * The careful path.  One destination transaction per source transaction,
  * statement by statement, each under a savepoint: conflicts are detected
  * (affected rows, SQLSTATE 23505), resolved by the task's policy and
@@ -56,6 +64,8 @@
 #define PIPELINE_WINDOW		1000	/* results outstanding, at most */
 #define COPY_MIN_ROWS		64		/* a run of inserts this long: COPY */
 #define COPY_MAX_ROWS		50000	/* longest run sent as one COPY */
+#define SET_MIN_ROWS		64		/* a run of updates or deletes this long:
+									 * staged by COPY, applied set-based */
 #define COPY_CHUNK			(256 * 1024)
 #define ARENA_BLOCK			(1024 * 1024)
 #define BATCH_MAX_BYTES		((size_t) 64 * 1024 * 1024)	/* kept changes */
@@ -99,6 +109,20 @@ typedef enum StmtState
 	STMT_READY
 } StmtState;
 
+/*
+ * A session temp table that a run of updates or deletes is copied into
+ * (the key columns, and for updates the SET columns, with the
+ * destination's types), then applied from in one statement.  ON COMMIT
+ * DELETE ROWS; truncated before a second use in the same transaction.
+ */
+typedef struct Stage
+{
+	int			state;			/* STMT_NONE, STMT_SENT (created in the
+								 * open transaction), STMT_READY */
+	uint64_t	filled_gen;		/* destination transaction it was filled in */
+	char		name[48];
+} Stage;
+
 /* An UPDATE statement for one set of present columns */
 typedef struct UpdateStmt
 {
@@ -106,6 +130,7 @@ typedef struct UpdateStmt
 	uint64_t   *sig;			/* bitmap of the SET columns */
 	int			state;
 	char		name[40];
+	Stage		stage;			/* its set-based form */
 } UpdateStmt;
 
 typedef struct PgColumn
@@ -157,10 +182,13 @@ typedef struct PgRel
 	bool		partitioned;
 	bool		copy_ok;		/* every value a typsend image of the
 								 * destination column's type: COPY BINARY */
+	bool		set_ok;			/* copy_ok, a real key with btree equality:
+								 * runs of updates and deletes set-based */
 	int			ins_state;
 	int			del_state;
 	char		ins_name[32];
 	char		del_name[32];
+	Stage		del_stage;
 	UpdateStmt *updates;
 	int			nupdates;
 	int			sigwords;
@@ -211,6 +239,7 @@ typedef enum PendKind
 	PEND_PREPARE,
 	PEND_CHANGE,
 	PEND_CATALOG,
+	PEND_SETOP,					/* a set-based run: must hit expect rows */
 	PEND_FINAL,					/* COMMIT, ROLLBACK: must succeed */
 	PEND_SYNC
 } PendKind;
@@ -218,8 +247,10 @@ typedef enum PendKind
 typedef struct Pending
 {
 	PendKind	kind;
-	int		   *state;			/* PREPARE: the statement's; FINAL: 1/-1 */
-	PgChange   *chg;
+	int		   *state;			/* PREPARE: the statement's; FINAL: 1/-1;
+								 * SETOP: the stage's */
+	PgChange   *chg;			/* CHANGE; SETOP: the run's first */
+	long		expect;			/* SETOP: rows of the run */
 } Pending;
 
 /* Growable string */
@@ -292,11 +323,27 @@ typedef struct PgSink
 	PGresult   *catalog_res;
 	char		final_msg[512];
 
-	/* a run of inserts into one table, not sent yet (COPY if long) */
+	/*
+	 * A run of inserts into one table, or of updates (same SET columns, key
+	 * unchanged) or deletes of one table, not sent yet: COPY if long, for
+	 * updates and deletes into a stage applied in one statement.  The keys
+	 * of an update or delete run are distinct (run_htab: run index + 1).
+	 */
 	PgRel	   *run_rel;
+	char		run_kind;		/* DTS_FRAME_INSERT, _UPDATE, _DELETE */
+	UpdateStmt *run_upd;		/* update runs: the SET columns */
 	PgChange  **run;
 	int			run_len;
 	int			run_cap;
+	int		   *run_slot;		/* entry i's slot in run_htab */
+	int		   *run_htab;
+	int			run_hcap;		/* power of 2, or 0 */
+
+	/* stages created in the open destination transaction */
+	uint64_t	dest_gen;		/* counts destination transactions */
+	Stage	  **stage_new;
+	int			nstage_new;
+	int			stage_new_cap;
 
 	/* scratch */
 	Params		params;
@@ -562,9 +609,41 @@ reset_statements(PgSink *ps)
 	{
 		r->ins_state = STMT_NONE;
 		r->del_state = STMT_NONE;
+		r->del_stage.state = STMT_NONE;
 		for (UpdateStmt *u = r->updates; u; u = u->next)
+		{
 			u->state = STMT_NONE;
+			u->stage.state = STMT_NONE;
+		}
 	}
+	ps->nstage_new = 0;
+}
+
+/*
+ * The open destination transaction ends: the stages it created exist from
+ * now on (committed) or not (rolled back).
+ */
+static void
+stages_settle(PgSink *ps, bool committed)
+{
+	for (int i = 0; i < ps->nstage_new; i++)
+		if (ps->stage_new[i]->state == STMT_SENT)
+			ps->stage_new[i]->state = committed ? STMT_READY : STMT_NONE;
+	ps->nstage_new = 0;
+}
+
+/* Forgets the run (sent or not). */
+static void
+run_clear(PgSink *ps)
+{
+	if (ps->run_hcap > 0)
+		for (int i = 0; i < ps->run_len; i++)
+			if (ps->run_slot[i] >= 0)
+				ps->run_htab[ps->run_slot[i]] = 0;
+	ps->run_len = 0;
+	ps->run_rel = NULL;
+	ps->run_kind = 0;
+	ps->run_upd = NULL;
 }
 
 /* Routes a new relation version by the task's rules. */
@@ -658,6 +737,8 @@ get_rel(PgSink *ps, const DtsRelation *r)
 	rel->sigwords = (r->ncols + 63) / 64;
 	snprintf(rel->ins_name, sizeof(rel->ins_name), "dts_%d_i", rel->id);
 	snprintf(rel->del_name, sizeof(rel->del_name), "dts_%d_d", rel->id);
+	snprintf(rel->del_stage.name, sizeof(rel->del_stage.name),
+			 "dts_stage_%d_d", rel->id);
 	route_rel(ps, rel);
 
 	rel->next_all = ps->all_rels;
@@ -787,6 +868,10 @@ apply_resolution(PgSink *ps, PgRel *rel, PGresult *res, DtsError *err)
 			(rel->cols[i].typoid < FIRST_NORMAL_OID &&
 			 rel->cols[i].dst_type != rel->cols[i].typoid))
 			rel->copy_ok = false;
+	rel->set_ok = rel->copy_ok && !rel->match_all && rel->nmatch > 0;
+	for (int k = 0; k < rel->nmatch; k++)
+		if (!rel->cols[rel->match[k]].has_eq)
+			rel->set_ok = false;
 	rel->resolved = true;
 	return 0;
 }
@@ -796,7 +881,7 @@ apply_resolution(PgSink *ps, PgRel *rel, PGresult *res, DtsError *err)
  * ----------------------------------------------------------------
  */
 
-static void
+static Pending *
 pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
 {
 	int			at;
@@ -817,7 +902,9 @@ pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
 	ps->pend[at].kind = kind;
 	ps->pend[at].state = state;
 	ps->pend[at].chg = chg;
+	ps->pend[at].expect = 0;
 	ps->pend_count++;
+	return &ps->pend[at];
 }
 
 static void
@@ -864,6 +951,24 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 					 strcmp(PQcmdTuples(res), "1") != 0)
 				set_anomaly(ps, "%s hit %s rows", kind_word(p->chg->kind),
 							PQcmdTuples(res));
+			break;
+		case PEND_SETOP:
+			if (st == PGRES_PIPELINE_ABORTED)
+				break;
+			if (!ok)
+			{
+				*p->state = STMT_NONE;	/* made again next time */
+				set_anomaly(ps, "%s of a run of %ld rows failed: %s",
+							kind_word(p->chg->kind), p->expect,
+							result_message(ps, res, msg, sizeof(msg)));
+			}
+			else if (PQntuples(res) != 1 ||
+					 strtol(PQgetvalue(res, 0, 0), NULL, 10) != p->expect ||
+					 strtol(PQgetvalue(res, 0, 1), NULL, 10) != p->expect)
+				set_anomaly(ps, "%s of a run of %ld rows hit %s rows with %s of the keys",
+							kind_word(p->chg->kind), p->expect,
+							PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?",
+							PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "?");
 			break;
 		case PEND_OTHER:
 			if (!ok && st != PGRES_PIPELINE_ABORTED)
@@ -991,8 +1096,7 @@ disconnect(PgSink *ps)
 	ps->pend_count = 0;
 	ps->pend_head = 0;
 	ps->dest_open = false;
-	ps->run_len = 0;
-	ps->run_rel = NULL;
+	run_clear(ps);
 	PQclear(ps->catalog_res);
 	ps->catalog_res = NULL;
 	reset_statements(ps);
@@ -1312,6 +1416,9 @@ find_update(PgSink *ps, PgRel *rel, const uint64_t *sig)
 	memcpy(u->sig, sig, sizeof(uint64_t) * rel->sigwords);
 	u->state = STMT_NONE;
 	snprintf(u->name, sizeof(u->name), "dts_%d_u%d", rel->id, ++rel->nupdates);
+	memset(&u->stage, 0, sizeof(u->stage));
+	snprintf(u->stage.name, sizeof(u->stage.name), "dts_stage_%d_u%d",
+			 rel->id, rel->nupdates);
 	u->next = rel->updates;
 	rel->updates = u;
 	(void) ps;
@@ -1502,13 +1609,54 @@ put_be32(Buf *b, uint32_t v)
 }
 
 /*
- * Sends the run of inserts as one COPY ... FROM STDIN (FORMAT binary):
- * the pipeline is drained and left for it (COPY cannot be pipelined), in
- * the same destination transaction.  A COPY that fails or stores another
- * number of rows marks the batch.
+ * Leaves pipeline mode for a COPY (which cannot be pipelined), in the same
+ * destination transaction: a sync, every result read.  *paused is false if
+ * the batch turned out marked (it is replayed anyway): still pipelined.
  */
 static int
-copy_run(PgSink *ps, DtsError *err)
+pipeline_pause(PgSink *ps, bool *paused, DtsError *err)
+{
+	*paused = false;
+	if (pipe_sync(ps, err) != 0 || pend_wait(ps, 0, err) != 0)
+		return -1;
+	if (ps->anomaly)
+		return 0;
+	if (PQexitPipelineMode(ps->conn) != 1)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "could not leave pipeline mode on the destination: %s",
+							 PQerrorMessage(ps->conn));
+	ps->pipeline = false;
+	*paused = true;
+	return 0;
+}
+
+static int
+pipeline_resume(PgSink *ps, DtsError *err)
+{
+	if (PQenterPipelineMode(ps->conn) != 1)
+		return dts_error_set(err, DTS_ERROR_OTHER,
+							 "could not enter pipeline mode on the destination connection: %s",
+							 PQerrorMessage(ps->conn));
+	ps->pipeline = true;
+	return 0;
+}
+
+/* The tuple a run entry takes its values from (keys included) */
+static PgVal *
+run_tuple(const PgChange *chg)
+{
+	return chg->kind == DTS_FRAME_DELETE ? where_tuple(chg) : chg->newv;
+}
+
+/*
+ * Sends the run as one COPY (FORMAT binary) of the columns cols[] (source
+ * column numbers) of each entry's run_tuple(), with copy_sql, outside
+ * pipeline mode.  A COPY that fails or stores another number of rows
+ * marks the batch.
+ */
+static int
+copy_rows(PgSink *ps, const char *copy_sql, const int *cols, int ncols,
+		  DtsError *err)
 {
 	PgRel	   *rel = ps->run_rel;
 	Buf		   *b = &ps->sql;
@@ -1517,33 +1665,13 @@ copy_run(PgSink *ps, DtsError *err)
 	bool		sent_ok = true;
 	static const char header[] = "PGCOPY\n\377\r\n";
 
-	if (pipe_sync(ps, err) != 0 || pend_wait(ps, 0, err) != 0)
-		return -1;
-	if (ps->anomaly)
-		return 0;				/* the batch is replayed anyway */
-	if (PQexitPipelineMode(ps->conn) != 1)
-		return dts_error_set(err, DTS_ERROR_OTHER,
-							 "could not leave pipeline mode on the destination: %s",
-							 PQerrorMessage(ps->conn));
-	ps->pipeline = false;
-
-	buf_reset(b);
-	buf_add(b, "COPY ");
-	buf_add(b, rel->qname);
-	buf_add(b, " (");
-	for (int i = 0; i < rel->ncols; i++)
-	{
-		buf_add(b, i > 0 ? ", " : "");
-		buf_ident(b, rel->cols[i].dst_name);
-	}
-	buf_add(b, ") FROM STDIN (FORMAT binary)");
-	res = PQexec(ps->conn, b->data);
+	res = PQexec(ps->conn, copy_sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 	{
 		set_anomaly(ps, "COPY failed: %s",
 					result_message(ps, res, msg, sizeof(msg)));
 		PQclear(res);
-		goto reenter;
+		return 0;
 	}
 	PQclear(res);
 
@@ -1554,13 +1682,14 @@ copy_run(PgSink *ps, DtsError *err)
 	b->len = 19;
 	for (int r = 0; r < ps->run_len && sent_ok; r++)
 	{
-		PgVal	   *vals = ps->run[r]->newv;
+		PgVal	   *vals = run_tuple(ps->run[r]);
 
 		buf_reserve(b, 2);
-		b->data[b->len++] = (char) (rel->ncols >> 8);
-		b->data[b->len++] = (char) rel->ncols;
-		for (int i = 0; i < rel->ncols; i++)
+		b->data[b->len++] = (char) (ncols >> 8);
+		b->data[b->len++] = (char) ncols;
+		for (int c = 0; c < ncols; c++)
 		{
+			int			i = cols[c];
 			PgVal	   *v = &vals[i];
 
 			if (v->status != DTS_VALUE_PRESENT)
@@ -1602,17 +1731,231 @@ copy_run(PgSink *ps, DtsError *err)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
 							 "lost the connection to the destination: %s",
 							 PQerrorMessage(ps->conn));
-
-reenter:
-	if (PQenterPipelineMode(ps->conn) != 1)
-		return dts_error_set(err, DTS_ERROR_OTHER,
-							 "could not enter pipeline mode on the destination connection: %s",
-							 PQerrorMessage(ps->conn));
-	ps->pipeline = true;
 	return 0;
 }
 
-/* Sends the run of inserts: COPY if long enough, else one by one. */
+/*
+ * Sends the run of inserts as one COPY ... FROM STDIN (FORMAT binary)
+ * into the table.
+ */
+static int
+copy_run(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	Buf			sql = {0};
+	int		   *cols;
+	bool		paused;
+	int			rc;
+
+	if (pipeline_pause(ps, &paused, err) != 0)
+		return -1;
+	if (!paused)
+		return 0;
+	buf_reset(&sql);
+	buf_add(&sql, "COPY ");
+	buf_add(&sql, rel->qname);
+	buf_add(&sql, " (");
+	cols = dts_realloc(NULL, sizeof(int) * (rel->ncols + 1));
+	for (int i = 0; i < rel->ncols; i++)
+	{
+		buf_add(&sql, i > 0 ? ", " : "");
+		buf_ident(&sql, rel->cols[i].dst_name);
+		cols[i] = i;
+	}
+	buf_add(&sql, ") FROM STDIN (FORMAT binary)");
+	rc = copy_rows(ps, sql.data, cols, rel->ncols, err);
+	free(cols);
+	free(sql.data);
+	if (rc != 0)
+		return -1;
+	return pipeline_resume(ps, err);
+}
+
+/*
+ * The columns of an update or delete run's stage, into cols[]: the key
+ * columns, then (updates) the other SET columns.  Returns their number.
+ */
+static int
+stage_columns(const PgSink *ps, int *cols)
+{
+	const PgRel *rel = ps->run_rel;
+	int			n = 0;
+
+	for (int k = 0; k < rel->nmatch; k++)
+		cols[n++] = rel->match[k];
+	if (ps->run_kind == DTS_FRAME_UPDATE)
+		for (int i = 0; i < rel->ncols; i++)
+			if (sig_has(ps->run_upd->sig, i) && !rel->cols[i].key)
+				cols[n++] = i;
+	return n;
+}
+
+#define SET_JOIN_SQL \
+	"SELECT set_config('enable_hashjoin', 'off', true), " \
+	"set_config('enable_mergejoin', 'off', true)"
+
+/*
+ * Sends a run of updates or deletes set-based: COPY into the stage (made
+ * first if needed, emptied if used already in this transaction), then,
+ * back in the pipeline, one UPDATE ... FROM or DELETE ... USING the stage
+ * that must hit exactly one row for each staged row (PEND_SETOP checks:
+ * as many rows changed as staged, each staged row matched), else the
+ * batch is marked and replayed carefully as after any per-row surprise.
+ * The keys of a run are distinct, so the result is the sequential one.
+ */
+static int
+set_run(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	bool		upd = ps->run_kind == DTS_FRAME_UPDATE;
+	Stage	   *st = upd ? &ps->run_upd->stage : &rel->del_stage;
+	Buf			sql = {0};
+	Buf			stq = {0};
+	int		   *cols;
+	int			ncols;
+	int			rc = 0;
+	bool		paused;
+	PGresult   *res;
+	char		msg[400];
+	Pending    *pend;
+
+	if (pipeline_pause(ps, &paused, err) != 0)
+		return -1;
+	if (!paused)
+		return 0;
+	cols = dts_realloc(NULL, sizeof(int) * (rel->ncols + rel->nmatch + 1));
+	ncols = stage_columns(ps, cols);
+	buf_reset(&stq);
+	buf_add(&stq, "pg_temp.");
+	buf_ident(&stq, st->name);
+
+	/* the stage: made once per session, emptied before a second use */
+	buf_reset(&sql);
+	if (st->state == STMT_NONE)
+	{
+		buf_printf(&sql, "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE ", stq.data);
+		buf_ident(&sql, st->name);
+		buf_add(&sql, " ON COMMIT DELETE ROWS AS SELECT ");
+		for (int c = 0; c < ncols; c++)
+		{
+			buf_add(&sql, c > 0 ? ", " : "");
+			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+		}
+		buf_printf(&sql, " FROM %s WITH NO DATA", rel->qname);
+	}
+	else if (st->filled_gen == ps->dest_gen)
+		buf_printf(&sql, "TRUNCATE %s", stq.data);
+	if (sql.len > 0)
+	{
+		res = PQexec(ps->conn, sql.data);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			set_anomaly(ps, "could not prepare the stage of a run of %d %ss: %s",
+						ps->run_len, kind_word(ps->run_kind),
+						result_message(ps, res, msg, sizeof(msg)));
+			st->state = STMT_NONE;
+			PQclear(res);
+			goto resume;
+		}
+		PQclear(res);
+		if (st->state == STMT_NONE)
+		{
+			st->state = STMT_SENT;	/* exists once this transaction commits */
+			if (ps->nstage_new == ps->stage_new_cap)
+			{
+				ps->stage_new_cap = ps->stage_new_cap ? ps->stage_new_cap * 2 : 16;
+				ps->stage_new = dts_realloc(ps->stage_new,
+											sizeof(Stage *) * ps->stage_new_cap);
+			}
+			ps->stage_new[ps->nstage_new++] = st;
+		}
+	}
+	st->filled_gen = ps->dest_gen;
+
+	buf_reset(&sql);
+	buf_printf(&sql, "COPY %s FROM STDIN (FORMAT binary)", stq.data);
+	if (copy_rows(ps, sql.data, cols, ncols, err) != 0)
+	{
+		rc = -1;
+		goto done;
+	}
+	if (ps->anomaly)
+	{
+		st->state = STMT_NONE;
+		goto resume;
+	}
+
+	/* the statement, for the pipeline */
+	buf_reset(&sql);
+	buf_add(&sql, "WITH dts_run AS (");
+	if (upd)
+	{
+		buf_printf(&sql, "UPDATE %s AS dts_d SET ", rel->qname);
+		for (int c = rel->nmatch; c < ncols; c++)
+		{
+			buf_add(&sql, c > rel->nmatch ? ", " : "");
+			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_add(&sql, " = dts_s.");
+			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+		}
+		buf_printf(&sql, " FROM %s AS dts_s WHERE ", stq.data);
+	}
+	else
+		buf_printf(&sql, "DELETE FROM %s AS dts_d USING %s AS dts_s WHERE ",
+				   rel->qname, stq.data);
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		const char *name = rel->cols[cols[k]].dst_name;
+
+		buf_add(&sql, k > 0 ? " AND dts_d." : "dts_d.");
+		buf_ident(&sql, name);
+		buf_add(&sql, " = dts_s.");
+		buf_ident(&sql, name);
+	}
+	buf_add(&sql, " RETURNING dts_s.ctid AS dts_row) "
+			"SELECT count(*), count(DISTINCT dts_row) FROM dts_run");
+
+resume:
+	if (pipeline_resume(ps, err) != 0)
+	{
+		rc = -1;
+		goto done;
+	}
+	if (!ps->anomaly)
+	{
+		/*
+		 * One index probe per staged row, as the per-row statements and
+		 * native replication do: a hash or merge join would read the
+		 * whole table (the planner knows nothing of the stage).
+		 */
+		if (pipe_send(ps, SET_JOIN_SQL, NULL, PEND_OTHER, NULL, NULL, err) != 0)
+		{
+			rc = -1;
+			goto done;
+		}
+		if (!PQsendQueryParams(ps->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0))
+		{
+			rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							   "could not send to the destination: %s",
+							   PQerrorMessage(ps->conn));
+			goto done;
+		}
+		pend = pend_push(ps, PEND_SETOP, &st->state, ps->run[0]);
+		pend->expect = ps->run_len;
+		if (pipe_send(ps, "RESET enable_hashjoin", NULL, PEND_OTHER, NULL,
+					  NULL, err) != 0 ||
+			pipe_send(ps, "RESET enable_mergejoin", NULL, PEND_OTHER, NULL,
+					  NULL, err) != 0)
+			rc = -1;
+	}
+done:
+	free(cols);
+	free(sql.data);
+	free(stq.data);
+	return rc;
+}
+
+/* Sends the run: COPY (set-based) if long enough, else one by one. */
 static int
 flush_run(PgSink *ps, DtsError *err)
 {
@@ -1622,25 +1965,155 @@ flush_run(PgSink *ps, DtsError *err)
 		return 0;
 	if (ps->anomaly)
 		rc = 0;
-	else if (ps->run_len >= COPY_MIN_ROWS)
+	else if (ps->run_kind == DTS_FRAME_INSERT && ps->run_len >= COPY_MIN_ROWS)
 		rc = copy_run(ps, err);
+	else if (ps->run_kind != DTS_FRAME_INSERT && ps->run_len >= SET_MIN_ROWS)
+		rc = set_run(ps, err);
 	else
 		for (int i = 0; i < ps->run_len && rc == 0 && !ps->anomaly; i++)
 			rc = send_prepared(ps, ps->run[i], err);
-	ps->run_len = 0;
-	ps->run_rel = NULL;
+	run_clear(ps);
 	return rc;
+}
+
+static uint32_t
+key_hash(const PgRel *rel, const PgVal *t)
+{
+	uint32_t	h = 2166136261u;
+
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		const PgVal *v = &t[rel->match[k]];
+
+		for (int j = 0; j < v->len; j++)
+			h = (h ^ (uint8_t) v->data[j]) * 16777619u;
+		h = (h ^ (uint32_t) v->len) * 16777619u;
+	}
+	return h;
+}
+
+static bool
+key_equal(const PgRel *rel, const PgVal *a, const PgVal *b)
+{
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		const PgVal *x = &a[rel->match[k]];
+		const PgVal *y = &b[rel->match[k]];
+
+		if (x->len != y->len || memcmp(x->data, y->data, (size_t) x->len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Places run entry idx in the key table; false if its key is there. */
+static bool
+run_key_add(PgSink *ps, int idx)
+{
+	const PgRel *rel = ps->run_rel;
+	PgVal	   *t = run_tuple(ps->run[idx]);
+	int			mask;
+	int			at;
+
+	if ((idx + 1) * 2 > ps->run_hcap)
+	{
+		int			ncap = ps->run_hcap ? ps->run_hcap * 2 : 256;
+
+		ps->run_htab = dts_realloc(ps->run_htab, sizeof(int) * ncap);
+		memset(ps->run_htab, 0, sizeof(int) * ncap);
+		ps->run_hcap = ncap;
+		for (int i = 0; i < idx; i++)
+		{
+			at = (int) (key_hash(rel, run_tuple(ps->run[i])) & (ncap - 1));
+			while (ps->run_htab[at] != 0)
+				at = (at + 1) & (ncap - 1);
+			ps->run_htab[at] = i + 1;
+			ps->run_slot[i] = at;
+		}
+	}
+	mask = ps->run_hcap - 1;
+	at = (int) (key_hash(rel, t) & mask);
+	while (ps->run_htab[at] != 0)
+	{
+		if (key_equal(rel, run_tuple(ps->run[ps->run_htab[at] - 1]), t))
+			return false;
+		at = (at + 1) & mask;
+	}
+	ps->run_htab[at] = idx + 1;
+	ps->run_slot[idx] = at;
+	return true;
+}
+
+/*
+ * Can this update or delete join a set-based run?  Its table has a real
+ * key (set_ok), the key is known and present, an update keeps it (the old
+ * key, if sent, is the new one) and sets something besides it.  *up: the
+ * update's SET columns.
+ */
+static bool
+runnable(PgSink *ps, PgChange *chg, UpdateStmt **up)
+{
+	PgRel	   *rel = chg->rel;
+	PgVal	   *w = where_tuple(chg);
+	uint64_t   *sig;
+	bool		other = false;
+
+	*up = NULL;
+	if (!rel->set_ok || w == NULL)
+		return false;
+	for (int k = 0; k < rel->nmatch; k++)
+	{
+		const PgVal *a = &w[rel->match[k]];
+		const PgVal *b;
+
+		if (a->status != DTS_VALUE_PRESENT)
+			return false;
+		if (chg->kind != DTS_FRAME_UPDATE || w == chg->newv)
+			continue;
+		b = &chg->newv[rel->match[k]];
+		if (b->status != DTS_VALUE_PRESENT || a->len != b->len ||
+			memcmp(a->data, b->data, (size_t) a->len) != 0)
+			return false;
+	}
+	if (chg->kind != DTS_FRAME_UPDATE)
+		return true;
+	sig = tuple_sig(ps, rel, chg->newv);
+	for (int i = 0; i < rel->ncols && !other; i++)
+		other = sig_has(sig, i) && !rel->cols[i].key;
+	if (!other)
+		return false;
+	/* key columns must be in the SET (present in the new tuple): they are */
+	*up = find_update(ps, rel, sig);
+	return true;
+}
+
+/* Appends chg to the run (the caller has checked that it belongs). */
+static void
+run_append(PgSink *ps, PgChange *chg)
+{
+	if (ps->run_len == ps->run_cap)
+	{
+		ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 1024;
+		ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
+		ps->run_slot = dts_realloc(ps->run_slot, sizeof(int) * ps->run_cap);
+	}
+	ps->run_rel = chg->rel;
+	ps->run_kind = chg->kind;
+	ps->run_slot[ps->run_len] = -1;
+	ps->run[ps->run_len++] = chg;
 }
 
 /*
  * Sends one change (nothing once the batch is marked).  Inserts into a
- * table that COPY can take wait in a run; anything else sends the run
- * first.
+ * table that COPY can take, and updates and deletes that can go
+ * set-based, wait in a run; anything else sends the run first.  An update
+ * or delete whose key is in the run already ends the run before it.
  */
 static int
 send_change(PgSink *ps, PgChange *chg, DtsError *err)
 {
 	PgRel	   *rel = chg->rel;
+	UpdateStmt *up;
 
 	if (ps->anomaly)
 		return 0;
@@ -1665,15 +2138,31 @@ send_change(PgSink *ps, PgChange *chg, DtsError *err)
 	}
 	if (chg->kind == DTS_FRAME_INSERT && rel->copy_ok)
 	{
-		if (ps->run_rel != rel && flush_run(ps, err) != 0)
+		if ((ps->run_rel != rel || ps->run_kind != DTS_FRAME_INSERT) &&
+			flush_run(ps, err) != 0)
 			return -1;
-		if (ps->run_len == ps->run_cap)
+		run_append(ps, chg);
+		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
+	}
+	if (chg->kind != DTS_FRAME_INSERT && runnable(ps, chg, &up))
+	{
+		if ((ps->run_rel != rel || ps->run_kind != chg->kind ||
+			 ps->run_upd != up) && flush_run(ps, err) != 0)
+			return -1;
+		run_append(ps, chg);
+		ps->run_upd = up;
+		if (!run_key_add(ps, ps->run_len - 1))
 		{
-			ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 1024;
-			ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
+			/* the key again: the run before it goes first */
+			ps->run_len--;
+			if (flush_run(ps, err) != 0)
+				return -1;
+			if (ps->anomaly)
+				return 0;
+			run_append(ps, chg);
+			ps->run_upd = up;
+			run_key_add(ps, 0);
 		}
-		ps->run_rel = rel;
-		ps->run[ps->run_len++] = chg;
 		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
 	}
 	if (flush_run(ps, err) != 0)
@@ -1700,6 +2189,7 @@ begin_dest(PgSink *ps, DtsError *err)
 	ps->anomaly = false;
 	ps->anomaly_msg[0] = '\0';
 	ps->dest_open = true;
+	ps->dest_gen++;
 	ps->batch_start_us = dts_now_us();
 	return pipe_send(ps, "BEGIN", NULL, PEND_OTHER, NULL, NULL, err);
 }
@@ -1751,8 +2241,7 @@ reset_batch(PgSink *ps)
 	ps->cur = NULL;
 	ps->dest_open = false;
 	ps->anomaly = false;
-	ps->run_len = 0;
-	ps->run_rel = NULL;
+	run_clear(ps);
 	ps->accepted_lsn = ps->durable_lsn;
 }
 
@@ -1784,8 +2273,8 @@ abort_dest(PgSink *ps)
 {
 	DtsError	ignored = {0};
 
-	ps->run_len = 0;
-	ps->run_rel = NULL;
+	run_clear(ps);
+	stages_settle(ps, false);
 	if (ps->conn == NULL)
 		return;
 	if (ps->pipeline && end_pipeline(ps, &ignored) != 0)
@@ -1859,6 +2348,7 @@ commit_batch(PgSink *ps, DtsError *err)
 		}
 		ps->durable_lsn = ps->last_txn->end_lsn;
 		ps->dest_open = false;
+		stages_settle(ps, true);
 		reset_batch(ps);
 		progress_params_free(&pp);
 		return 0;
@@ -2739,6 +3229,9 @@ pg_close(DtsSink *sink)
 	}
 	free(ps->pend);
 	free(ps->run);
+	free(ps->run_slot);
+	free(ps->run_htab);
+	free(ps->stage_new);
 	free(ps->params.values);
 	free(ps->params.lengths);
 	free(ps->params.formats);
