@@ -282,6 +282,8 @@ typedef struct PgSink
 	char	   *source_encoding;
 	const DtsTask *task;
 	DtsConflictPolicy policy;
+	uint64_t	overwrite_until;	/* conflicts of transactions committed up
+									 * to here: Overwrite (resumed full sync) */
 	int			batch_txns;
 	int			batch_rows;
 	int64_t		batch_interval_us;
@@ -1134,6 +1136,55 @@ exec_ok(PgSink *ps, const char *sql, int nparams, const char *const *values,
 	" logged_at timestamptz DEFAULT now())"
 
 /*
+ * A full sync resumed under a second snapshot (docs/pg-sync.md) copied
+ * rows that the slot, which starts at the first snapshot, replays too:
+ * until the newest snapshot's LSN, conflicts are those overlaps and are
+ * resolved as Overwrite whatever the task's policy.  Reads that LSN from
+ * dts.full_sync_progress into ps->overwrite_until (0 when there is none).
+ */
+static int
+read_overwrite_until(PgSink *ps, DtsError *err)
+{
+	const char *params[1] = {ps->task_name};
+	PGresult   *res;
+
+	ps->overwrite_until = 0;
+	res = PQexec(ps->conn,
+				 "SELECT to_regclass('dts.full_sync_progress') IS NOT NULL");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		dts_error_set(err, DTS_ERROR_CONNECT,
+					  "could not look for dts.full_sync_progress at the destination: %s",
+					  PQerrorMessage(ps->conn));
+		PQclear(res);
+		return -1;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+	{
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	res = PQexecParams(ps->conn,
+					   "SELECT max(snapshot_lsn)::text, count(DISTINCT snapshot) "
+					   "FROM dts.full_sync_progress WHERE task = $1 AND done",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		dts_error_set(err, DTS_ERROR_CONNECT,
+					  "could not read dts.full_sync_progress at the destination: %s",
+					  PQerrorMessage(ps->conn));
+		PQclear(res);
+		return -1;
+	}
+	/* one snapshot: the slot starts after it, nothing overlaps */
+	if (!PQgetisnull(res, 0, 0) && atoi(PQgetvalue(res, 0, 1)) > 1)
+		dts_lsn_parse(PQgetvalue(res, 0, 0), &ps->overwrite_until);
+	PQclear(res);
+	return 0;
+}
+
+/*
  * Connects and sets the session up: replica role, encodings, the dts
  * tables, the replication origin; reads the applied LSN.
  */
@@ -1224,6 +1275,8 @@ connect_dest(PgSink *ps, DtsError *err)
 		ps->durable_lsn = lsn;
 	if (ps->durable_lsn > ps->accepted_lsn)
 		ps->accepted_lsn = ps->durable_lsn;
+	if (read_overwrite_until(ps, err) != 0)
+		goto fail;
 	return 0;
 
 fail:
@@ -2447,7 +2500,10 @@ conflict(CarefulCtx *cx, DtsConflictKind kind, const DtsConflictKey *key,
 {
 	PgSink	   *ps = cx->ps;
 	DtsConflict c;
-	DtsConflictAction action = dts_conflict_resolve(ps->policy, kind);
+	/* overlaps of a resumed full sync are resolved as Overwrite */
+	DtsConflictAction action =
+		dts_conflict_resolve(cx->chg->txn->commit_lsn <= ps->overwrite_until ?
+							 DTS_POLICY_OVERWRITE : ps->policy, kind);
 
 	memset(&c, 0, sizeof(c));
 	c.kind = kind;
