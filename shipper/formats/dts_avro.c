@@ -1,13 +1,30 @@
 /*-------------------------------------------------------------------------
  *
  * dts_avro.c
- *	  Encoder of DTS Avro records (com.alibaba.dts.formats.avro.Record) with
- *	  avro-c's generic values: the schema is parsed once, one value is reset
- *	  and refilled per record and written into the caller's buffer.
+ *	  Encoder of DTS Avro records (com.alibaba.dts.formats.avro.Record): a
+ *	  direct writer of Avro's binary encoding, appending each record to the
+ *	  caller's buffer in one pass (no Avro library, no allocation per value).
  *
- * Field and branch indices are those of the public schema; dts_avro_init()
- * checks the Record's field names against them, so a changed schema fails
- * at start, not in a consumer.  The value mapping (docs/kafka.md):
+ * Avro's binary encoding, as far as this schema needs it:
+ *
+ *	int, long, enum		zigzag varint (an enum is its symbol's index)
+ *	string, bytes		long length, then the bytes
+ *	double				8 bytes, IEEE 754, little-endian
+ *	null				nothing
+ *	union				long branch index, then the branch's value
+ *	record				its fields in schema order, nothing between them
+ *	array, map			blocks: long item count (> 0), then the items (a map
+ *						item is a string key and its value); a 0 count ends
+ *						it.  We write one block, or only the 0 when empty.
+ *
+ * Field order, union branches and enum symbols are those of the public
+ * schema (shipper/formats/dts_record.avsc) and are spelt out below, next
+ * to the code that writes them.  tests/unit/test_kafka_formats.c checks the
+ * schema file against them with avro-c, decodes the records with avro-c,
+ * and checks that they are byte for byte what avro-c's generic-value
+ * encoder (which this writer replaced) makes of the same changes.
+ *
+ * The value mapping (docs/kafka.md):
  *
  *	int2/int4/int8/oid		Integer{precision = bytes of the type, value}
  *	text/varchar/bpchar/
@@ -29,69 +46,34 @@
  */
 #include "formats/dts_avro.h"
 
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
-/* Record field indices */
-enum
-{
-	F_VERSION,
-	F_ID,
-	F_SOURCE_TIMESTAMP,
-	F_SOURCE_POSITION,
-	F_SAFE_SOURCE_POSITION,
-	F_SOURCE_TXID,
-	F_SOURCE,
-	F_OPERATION,
-	F_OBJECT_NAME,
-	F_PROCESS_TIMESTAMPS,
-	F_TAGS,
-	F_FIELDS,
-	F_BEFORE_IMAGES,
-	F_AFTER_IMAGES,
-	F_BORN_TIMESTAMP,
-	F_COUNT
-};
-
-static const char *const record_field_names[F_COUNT] = {
-	"version", "id", "sourceTimestamp", "sourcePosition",
-	"safeSourcePosition", "sourceTxid", "source", "operation", "objectName",
-	"processTimestamps", "tags", "fields", "beforeImages", "afterImages",
-	"bornTimestamp"
-};
+/*
+ * Record, fields in this order:
+ *	version int, id long, sourceTimestamp long, sourcePosition string,
+ *	safeSourcePosition string, sourceTxid string,
+ *	source Source{sourceType enum SourceType, version string},
+ *	operation enum Operation, objectName ["null","string"],
+ *	processTimestamps ["null", array<long>], tags map<string>,
+ *	fields ["null", "string", array<Field{name string, dataTypeNumber int}>],
+ *	beforeImages, afterImages ["null", "string", array<value union>],
+ *	bornTimestamp long
+ */
 
 /* Record.version: DTS writes 0 (its own records and consumer examples) */
 #define DTS_AVRO_RECORD_VERSION 0
-/* Source.sourceType symbol PostgreSQL */
+/* SourceType symbol PostgreSQL */
 #define DTS_AVRO_SOURCE_POSTGRESQL 3
-/* EmptyObject symbol NONE */
+/* EmptyObject symbols ["NULL", "NONE"] */
 #define DTS_AVRO_EMPTY_NONE 1
 /* Branches of the nullable unions */
 #define U_NULL		0
 #define U_VALUE		1			/* ["null", X] */
 #define U_STRING	1			/* ["null", "string", array] */
 #define U_ARRAY		2
-
-#define CHECK(call) \
-	do { \
-		if ((call) != 0) \
-		{ \
-			avro_fail(enc, #call); \
-			return -1; \
-		} \
-	} while (0)
-
-static void
-avro_fail(DtsAvroEncoder *enc, const char *what)
-{
-	const char *msg = avro_strerror();
-
-	snprintf(enc->error, sizeof(enc->error), "avro: %s: %s", what,
-			 (msg && *msg) ? msg : "failed");
-}
 
 /* ----------------------------------------------------------------
  *		Setup
@@ -101,77 +83,9 @@ avro_fail(DtsAvroEncoder *enc, const char *what)
 int
 dts_avro_init(DtsAvroEncoder *enc)
 {
-	avro_schema_t all = NULL;
-	avro_schema_t rec;
-	int			idx;
-
 	memset(enc, 0, sizeof(*enc));
 	enc->min_size = DTS_AVRO_MIN_RECORD_SIZE;
 	dts_kfmt_buf_init(&enc->tmp);
-	if (avro_schema_from_json_length(dts_avro_schema_json,
-									 dts_avro_schema_json_len, &all) != 0)
-	{
-		avro_fail(enc, "parsing dts_record.avsc");
-		return -1;
-	}
-	/*
-	 * The file is a union of named types; the Record is one of them and
-	 * refers to the others by name.  avro-c resolves such references only
-	 * within the schema a value class is made from, so the class is made
-	 * from the whole union and the Record is its branch.
-	 */
-	rec = avro_schema_union_branch_by_name(all, &idx, "Record");
-	if (rec == NULL)
-	{
-		snprintf(enc->error, sizeof(enc->error),
-				 "avro: dts_record.avsc has no type named Record");
-		avro_schema_decref(all);
-		return -1;
-	}
-	enc->schema = all;
-
-	if (avro_schema_record_size(rec) != F_COUNT)
-	{
-		snprintf(enc->error, sizeof(enc->error),
-				 "avro: Record has %zu fields, expected %d",
-				 avro_schema_record_size(rec), F_COUNT);
-		return -1;
-	}
-	for (int i = 0; i < F_COUNT; i++)
-	{
-		const char *name = avro_schema_record_field_name(rec, i);
-
-		if (name == NULL || strcmp(name, record_field_names[i]) != 0)
-		{
-			snprintf(enc->error, sizeof(enc->error),
-					 "avro: Record field %d is \"%s\", expected \"%s\"",
-					 i, name ? name : "?", record_field_names[i]);
-			return -1;
-		}
-	}
-
-	enc->iface = avro_generic_class_from_schema(enc->schema);
-	if (enc->iface == NULL)
-	{
-		avro_fail(enc, "avro_generic_class_from_schema");
-		return -1;
-	}
-	if (avro_generic_value_new(enc->iface, &enc->all) != 0)
-	{
-		avro_fail(enc, "avro_generic_value_new");
-		return -1;
-	}
-	if (avro_value_set_branch(&enc->all, idx, &enc->record) != 0)
-	{
-		avro_fail(enc, "selecting the Record branch");
-		return -1;
-	}
-	enc->writer = avro_writer_memory(NULL, 0);
-	if (enc->writer == NULL)
-	{
-		avro_fail(enc, "avro_writer_memory");
-		return -1;
-	}
 	enc->ready = true;
 	return 0;
 }
@@ -179,16 +93,6 @@ dts_avro_init(DtsAvroEncoder *enc)
 void
 dts_avro_free(DtsAvroEncoder *enc)
 {
-	if (enc->writer != NULL)
-		avro_writer_free(enc->writer);
-	if (enc->iface != NULL)
-	{
-		if (enc->all.self != NULL)
-			avro_value_decref(&enc->all);
-		avro_value_iface_decref(enc->iface);
-	}
-	if (enc->schema != NULL)
-		avro_schema_decref(enc->schema);
 	dts_text_scratch_free(&enc->text);
 	free(enc->scratch);
 	dts_kfmt_buf_free(&enc->tmp);
@@ -196,87 +100,129 @@ dts_avro_free(DtsAvroEncoder *enc)
 }
 
 /* ----------------------------------------------------------------
- *		Small setters
+ *		Avro primitives
  * ----------------------------------------------------------------
  */
 
-/* avro-c strings are NUL-terminated: copy s[0..len) into scratch first */
-static int
-set_string(DtsAvroEncoder *enc, avro_value_t *v, const char *s, size_t len)
+/* int, long, enum symbol, union branch, block count: zigzag varint */
+static inline void
+put_long(DtsWriteBuf *b, int64_t v)
 {
-	if (enc->scratch_cap < len + 1)
-	{
-		size_t		cap = enc->scratch_cap < 256 ? 256 : enc->scratch_cap;
-		char	   *p;
-
-		while (cap < len + 1)
-			cap *= 2;
-		p = realloc(enc->scratch, cap);
-		if (p == NULL)
-			abort();
-		enc->scratch = p;
-		enc->scratch_cap = cap;
-	}
-	if (len > 0)
-		memcpy(enc->scratch, s, len);
-	enc->scratch[len] = '\0';
-	CHECK(avro_value_set_string_len(v, enc->scratch, len + 1));
-	return 0;
+	dts_put_svarint(b, v);
 }
 
-static int
-set_cstring(DtsAvroEncoder *enc, avro_value_t *v, const char *s)
+/* string, bytes: long length, then the bytes */
+static inline void
+put_bytes(DtsWriteBuf *b, const void *s, size_t len)
 {
-	return set_string(enc, v, s ? s : "", s ? strlen(s) : 0);
+	dts_put_svarint(b, (int64_t) len);
+	dts_put_raw(b, s, len);
 }
 
-static int
-field(DtsAvroEncoder *enc, avro_value_t *rec, int index, avro_value_t *out)
+/* a C string; NULL is written as "" */
+static inline void
+put_cstring(DtsWriteBuf *b, const char *s)
 {
-	CHECK(avro_value_get_by_index(rec, index, out, NULL));
-	return 0;
+	put_bytes(b, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* Sets a ["null","int"] union of a DateTime field */
-static int
-set_opt_int(DtsAvroEncoder *enc, avro_value_t *dt, int index, bool present,
-			int value)
+/* double: the IEEE 754 bits, little-endian */
+static inline void
+put_double(DtsWriteBuf *b, double d)
 {
-	avro_value_t f,
-				b;
+	uint64_t	u;
+	uint8_t    *p;
 
-	if (field(enc, dt, index, &f) != 0)
-		return -1;
+	memcpy(&u, &d, sizeof(u));
+	dts_reserve(b, 8);
+	p = b->data + b->len;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t) (u >> (8 * i));
+	b->len += 8;
+}
+
+/* a ["null","int"] union (the fields of DateTime) */
+static inline void
+put_opt_int(DtsWriteBuf *b, bool present, int value)
+{
 	if (!present)
+		put_long(b, U_NULL);
+	else
 	{
-		CHECK(avro_value_set_branch(&f, U_NULL, &b));
-		CHECK(avro_value_set_null(&b));
-		return 0;
+		put_long(b, U_VALUE);
+		put_long(b, value);
 	}
-	CHECK(avro_value_set_branch(&f, U_VALUE, &b));
-	CHECK(avro_value_set_int(&b, value));
-	return 0;
 }
 
-static int
-add_tag(DtsAvroEncoder *enc, const char *key, const char *value, size_t len)
+/* one map<string> item */
+static inline void
+put_tag(DtsWriteBuf *b, const char *key, size_t keylen, const char *value,
+		size_t len)
 {
-	avro_value_t tags,
-				v;
+	put_bytes(b, key, keylen);
+	put_bytes(b, value, len);
+}
 
-	if (field(enc, &enc->record, F_TAGS, &tags) != 0)
-		return -1;
-	CHECK(avro_value_add(&tags, key, &v, NULL, NULL));
-	return set_string(enc, &v, value, len);
+#define TAG(b, key, value, len) put_tag((b), key, sizeof(key) - 1, (value), (len))
+
+/*
+ * Numbers as text, by hand: printf costs more than the rest of a record.
+ * Each writes into buf (24 bytes) and returns the length, no NUL.
+ */
+static int
+fmt_u64(char *buf, uint64_t v)
+{
+	char		tmp[24];
+	int			n = 0;
+
+	do
+	{
+		tmp[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (int i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
 }
 
 static int
-add_tag_i64(DtsAvroEncoder *enc, const char *key, int64_t value)
+fmt_i64(char *buf, int64_t v)
+{
+	if (v >= 0)
+		return fmt_u64(buf, (uint64_t) v);
+	buf[0] = '-';
+	return 1 + fmt_u64(buf + 1, -(uint64_t) v);
+}
+
+/* "%X/%X" of an LSN, as pg_lsn prints it (dts_kfmt_lsn_text) */
+static int
+fmt_lsn(char *buf, uint64_t lsn)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int			n = 0;
+
+	for (int half = 0; half < 2; half++)
+	{
+		uint32_t	v = (uint32_t) (half == 0 ? lsn >> 32 : lsn);
+		int			shift = 28;
+
+		if (half == 1)
+			buf[n++] = '/';
+		while (shift > 0 && (v >> shift) == 0)
+			shift -= 4;
+		for (; shift >= 0; shift -= 4)
+			buf[n++] = hex[(v >> shift) & 0xF];
+	}
+	return n;
+}
+
+static void
+put_tag_i64(DtsWriteBuf *b, const char *key, size_t keylen, int64_t value)
 {
 	char		buf[24];
-	int			n = snprintf(buf, sizeof(buf), "%" PRId64, value);
+	int			n = fmt_i64(buf, value);
 
-	return add_tag(enc, key, buf, (size_t) n);
+	put_tag(b, key, keylen, buf, (size_t) n);
 }
 
 /* ----------------------------------------------------------------
@@ -405,28 +351,40 @@ parse_datetime(const char *s, size_t len, DtsTypeClass cls, DateTimeParts *dt)
 				has_sec = true;
 			}
 		}
+		/* "%c%02ld:%02ld[:%02ld]" by hand; each part is 2 digits */
+		dt->tz[0] = sign;
+		dt->tz[1] = (char) ('0' + h / 10);
+		dt->tz[2] = (char) ('0' + h % 10);
+		dt->tz[3] = ':';
+		dt->tz[4] = (char) ('0' + m / 10);
+		dt->tz[5] = (char) ('0' + m % 10);
+		dt->tz[6] = '\0';
 		if (has_sec)
-			snprintf(dt->tz, sizeof(dt->tz), "%c%02ld:%02ld:%02ld", sign, h, m, sec);
-		else
-			snprintf(dt->tz, sizeof(dt->tz), "%c%02ld:%02ld", sign, h, m);
+		{
+			dt->tz[6] = ':';
+			dt->tz[7] = (char) ('0' + sec / 10);
+			dt->tz[8] = (char) ('0' + sec % 10);
+			dt->tz[9] = '\0';
+		}
 		dt->has_tz = true;
 	}
 	return p == end;			/* rejects a trailing " BC" */
 }
 
-static int
-set_datetime(DtsAvroEncoder *enc, avro_value_t *dt, const DateTimeParts *p)
+/*
+ * DateTime{year, month, day, hour, minute, second, millis}, each
+ * ["null","int"]; "millis": DTS puts microseconds here for PostgreSQL.
+ */
+static void
+put_datetime(DtsWriteBuf *b, const DateTimeParts *p)
 {
-	if (set_opt_int(enc, dt, 0, p->has_date, p->year) != 0 ||
-		set_opt_int(enc, dt, 1, p->has_date, p->month) != 0 ||
-		set_opt_int(enc, dt, 2, p->has_date, p->day) != 0 ||
-		set_opt_int(enc, dt, 3, p->has_time, p->hour) != 0 ||
-		set_opt_int(enc, dt, 4, p->has_time, p->minute) != 0 ||
-		set_opt_int(enc, dt, 5, p->has_time, p->second) != 0 ||
-		/* "millis": DTS puts microseconds here for PostgreSQL */
-		set_opt_int(enc, dt, 6, p->has_time, p->usec) != 0)
-		return -1;
-	return 0;
+	put_opt_int(b, p->has_date, p->year);
+	put_opt_int(b, p->has_date, p->month);
+	put_opt_int(b, p->has_date, p->day);
+	put_opt_int(b, p->has_time, p->hour);
+	put_opt_int(b, p->has_time, p->minute);
+	put_opt_int(b, p->has_time, p->second);
+	put_opt_int(b, p->has_time, p->usec);
 }
 
 /* ----------------------------------------------------------------
@@ -434,19 +392,14 @@ set_datetime(DtsAvroEncoder *enc, avro_value_t *dt, const DateTimeParts *p)
  * ----------------------------------------------------------------
  */
 
-static int
-set_text_object(DtsAvroEncoder *enc, avro_value_t *item, int branch,
-				const char *type, const char *text, size_t len)
+/* TextGeometry or TextObject: {type string, value string} */
+static void
+put_text_object(DtsWriteBuf *b, int branch, const char *type,
+				const char *text, size_t len)
 {
-	avro_value_t obj,
-				f;
-
-	CHECK(avro_value_set_branch(item, branch, &obj));
-	if (field(enc, &obj, 0, &f) != 0 || set_cstring(enc, &f, type) != 0)
-		return -1;
-	if (field(enc, &obj, 1, &f) != 0 || set_string(enc, &f, text, len) != 0)
-		return -1;
-	return 0;
+	put_long(b, branch);
+	put_cstring(b, type);
+	put_bytes(b, text, len);
 }
 
 static int
@@ -550,29 +503,30 @@ numeric_text_precision(const char *s, size_t len, int *precision, int *scale)
 	*scale = frac;
 }
 
+/*
+ * One item of beforeImages/afterImages: the branch of the value union
+ * (DtsAvroValueBranch), then that record.  Returns 0, or -1 with
+ * enc->error set.
+ */
 static int
-set_value(DtsAvroEncoder *enc, const DtsColumn *col, const DtsValue *v,
-		  avro_value_t *item)
+put_value(DtsAvroEncoder *enc, DtsWriteBuf *b, const DtsColumn *col,
+		  const DtsValue *v)
 {
 	const DtsTypeInfo *ti;
 	const char *text;
 	size_t		len;
-	avro_value_t obj,
-				f,
-				dt;
 	DateTimeParts parts;
 
 	if (v == NULL || v->status == DTS_VALUE_UNCHANGED ||
 		v->status == DTS_VALUE_ABSENT)
 	{
-		CHECK(avro_value_set_branch(item, DTS_AVRO_V_EMPTY_OBJECT, &obj));
-		CHECK(avro_value_set_enum(&obj, DTS_AVRO_EMPTY_NONE));
+		put_long(b, DTS_AVRO_V_EMPTY_OBJECT);
+		put_long(b, DTS_AVRO_EMPTY_NONE);
 		return 0;
 	}
 	if (v->status == DTS_VALUE_NULL)
 	{
-		CHECK(avro_value_set_branch(item, DTS_AVRO_V_NULL, &obj));
-		CHECK(avro_value_set_null(&obj));
+		put_long(b, DTS_AVRO_V_NULL);
 		return 0;
 	}
 	if (!dts_kfmt_value_text(col, v, &enc->text, &text, &len, enc->error))
@@ -582,22 +536,17 @@ set_value(DtsAvroEncoder *enc, const DtsColumn *col, const DtsValue *v,
 	switch (ti->tclass)
 	{
 		case DTS_TC_INTEGER:
-			CHECK(avro_value_set_branch(item, DTS_AVRO_V_INTEGER, &obj));
-			if (field(enc, &obj, 0, &f) != 0)
-				return -1;
-			CHECK(avro_value_set_int(&f, ti->int_width));
-			if (field(enc, &obj, 1, &f) != 0)
-				return -1;
-			return set_string(enc, &f, text, len);
+			/* Integer{precision int, value string} */
+			put_long(b, DTS_AVRO_V_INTEGER);
+			put_long(b, ti->int_width);
+			put_bytes(b, text, len);
+			return 0;
 
 		case DTS_TC_CHARACTER:
-			CHECK(avro_value_set_branch(item, DTS_AVRO_V_CHARACTER, &obj));
-			if (field(enc, &obj, 0, &f) != 0 ||
-				set_cstring(enc, &f, enc->charset) != 0)
-				return -1;
-			if (field(enc, &obj, 1, &f) != 0)
-				return -1;
-			CHECK(avro_value_set_bytes(&f, (void *) text, len));
+			/* Character{charset string, value bytes} */
+			put_long(b, DTS_AVRO_V_CHARACTER);
+			put_cstring(b, enc->charset);
+			put_bytes(b, text, len);
 			return 0;
 
 		case DTS_TC_DECIMAL:
@@ -610,15 +559,11 @@ set_value(DtsAvroEncoder *enc, const DtsColumn *col, const DtsValue *v,
 				if (!special &&
 					!dts_kfmt_numeric_typmod(col->typmod, &precision, &scale))
 					numeric_text_precision(text, len, &precision, &scale);
-				CHECK(avro_value_set_branch(item, DTS_AVRO_V_DECIMAL, &obj));
-				if (field(enc, &obj, 0, &f) != 0 || set_string(enc, &f, text, len) != 0)
-					return -1;
-				if (field(enc, &obj, 1, &f) != 0)
-					return -1;
-				CHECK(avro_value_set_int(&f, precision));
-				if (field(enc, &obj, 2, &f) != 0)
-					return -1;
-				CHECK(avro_value_set_int(&f, scale));
+				/* Decimal{value string, precision int, scale int} */
+				put_long(b, DTS_AVRO_V_DECIMAL);
+				put_bytes(b, text, len);
+				put_long(b, precision);
+				put_long(b, scale);
 				return 0;
 			}
 
@@ -632,17 +577,12 @@ set_value(DtsAvroEncoder *enc, const DtsColumn *col, const DtsValue *v,
 				memcpy(buf, text, len);
 				buf[len] = '\0';
 				d = strtod(buf, NULL);
-				CHECK(avro_value_set_branch(item, DTS_AVRO_V_FLOAT, &obj));
-				if (field(enc, &obj, 0, &f) != 0)
-					return -1;
-				CHECK(avro_value_set_double(&f, d));
-				if (field(enc, &obj, 1, &f) != 0)
-					return -1;
+				/* Float{value double, precision int, scale int} */
+				put_long(b, DTS_AVRO_V_FLOAT);
+				put_double(b, d);
 				/* information_schema.columns.numeric_precision (radix 2) */
-				CHECK(avro_value_set_int(&f, col->typoid == 700 ? 24 : 53));
-				if (field(enc, &obj, 2, &f) != 0)
-					return -1;
-				CHECK(avro_value_set_int(&f, 0));
+				put_long(b, col->typoid == 700 ? 24 : 53);
+				put_long(b, 0);
 				return 0;
 			}
 
@@ -651,19 +591,19 @@ set_value(DtsAvroEncoder *enc, const DtsColumn *col, const DtsValue *v,
 		case DTS_TC_TIMESTAMP:
 			if (!parse_datetime(text, len, ti->tclass, &parts))
 				goto as_text;
-			CHECK(avro_value_set_branch(item, DTS_AVRO_V_DATETIME, &obj));
-			return set_datetime(enc, &obj, &parts);
+			put_long(b, DTS_AVRO_V_DATETIME);
+			put_datetime(b, &parts);
+			return 0;
 
 		case DTS_TC_TIMESTAMPTZ:
 		case DTS_TC_TIMETZ:
 			if (!parse_datetime(text, len, ti->tclass, &parts))
 				goto as_text;
-			CHECK(avro_value_set_branch(item, DTS_AVRO_V_TIMESTAMP_TZ, &obj));
-			if (field(enc, &obj, 0, &dt) != 0 || set_datetime(enc, &dt, &parts) != 0)
-				return -1;
-			if (field(enc, &obj, 1, &f) != 0)
-				return -1;
-			return set_cstring(enc, &f, parts.tz);
+			/* TimestampWithTimeZone{value DateTime, timezone string} */
+			put_long(b, DTS_AVRO_V_TIMESTAMP_TZ);
+			put_datetime(b, &parts);
+			put_cstring(b, parts.tz);
+			return 0;
 
 		case DTS_TC_BYTEA:
 			{
@@ -675,37 +615,34 @@ set_value(DtsAvroEncoder *enc, const DtsColumn *col, const DtsValue *v,
 							 "column \"%s\": malformed bytea text", col->name);
 					return -1;
 				}
-				CHECK(avro_value_set_branch(item, DTS_AVRO_V_BINARY_OBJECT, &obj));
-				if (field(enc, &obj, 1, &f) != 0)
-					return -1;
-				CHECK(avro_value_set_bytes(&f, enc->scratch, (size_t) n));
-				if (field(enc, &obj, 0, &f) != 0)
-					return -1;
-				return set_cstring(enc, &f, ti->object_type);
+				/* BinaryObject{type string, value bytes} */
+				put_long(b, DTS_AVRO_V_BINARY_OBJECT);
+				put_cstring(b, ti->object_type);
+				put_bytes(b, enc->scratch, (size_t) n);
+				return 0;
 			}
 
 		case DTS_TC_JSONB:
-			CHECK(avro_value_set_branch(item, DTS_AVRO_V_BINARY_OBJECT, &obj));
-			if (field(enc, &obj, 0, &f) != 0 ||
-				set_cstring(enc, &f, ti->object_type) != 0)
-				return -1;
-			if (field(enc, &obj, 1, &f) != 0)
-				return -1;
-			CHECK(avro_value_set_bytes(&f, (void *) text, len));
+			put_long(b, DTS_AVRO_V_BINARY_OBJECT);
+			put_cstring(b, ti->object_type);
+			put_bytes(b, text, len);
 			return 0;
 
 		case DTS_TC_GEOMETRY:
-			return set_text_object(enc, item, DTS_AVRO_V_TEXT_GEOMETRY,
-								   ti->object_type, text, len);
+			put_text_object(b, DTS_AVRO_V_TEXT_GEOMETRY, ti->object_type,
+							text, len);
+			return 0;
 
 		case DTS_TC_TEXT_OBJECT:
-			return set_text_object(enc, item, DTS_AVRO_V_TEXT_OBJECT,
-								   ti->object_type, text, len);
+			put_text_object(b, DTS_AVRO_V_TEXT_OBJECT, ti->object_type,
+							text, len);
+			return 0;
 	}
 
 as_text:
 	/* ±infinity, BC dates and texts we do not parse: kept as text */
-	return set_text_object(enc, item, DTS_AVRO_V_TEXT_OBJECT, "TEXT", text, len);
+	put_text_object(b, DTS_AVRO_V_TEXT_OBJECT, "TEXT", text, len);
+	return 0;
 }
 
 /* ----------------------------------------------------------------
@@ -713,186 +650,159 @@ as_text:
  * ----------------------------------------------------------------
  */
 
-static int
-set_null_union(DtsAvroEncoder *enc, int index)
+/* Where a record being written started, and where its tags map is. */
+typedef struct RecordMarks
 {
-	avro_value_t f,
-				b;
+	size_t		start;			/* offset of the record in out */
+	size_t		tags_at;		/* offset of the tags' block count */
+	size_t		tags_items;		/* offset of the first tag */
+	size_t		tags_end;		/* offset of the map's closing 0 */
+	int			ntags;
+} RecordMarks;
 
-	if (field(enc, &enc->record, index, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_branch(&f, U_NULL, &b));
-	CHECK(avro_value_set_null(&b));
-	return 0;
-}
-
-/* Fills the fields every record has. */
-static int
-set_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
-		   DtsAvroOperation op)
+/*
+ * Writes the fields every record has, from version to operation, then
+ * objectName (the database, or db.schema.table with with_table; null
+ * without object) and processTimestamps (null), and opens the tags map
+ * (ntags items, the first readerThroughoutTime).  The caller writes the
+ * other ntags - 1 tags, then calls close_tags().
+ */
+static void
+put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
+		   DtsAvroOperation op, bool object, bool with_table, int ntags,
+		   DtsWriteBuf *out, RecordMarks *m)
 {
-	avro_value_t *rec = &enc->record;
-	avro_value_t f,
-				s;
 	char		buf[32];
 	int			n;
 
-	CHECK(avro_value_reset(rec));
-	if (field(enc, rec, F_VERSION, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_int(&f, DTS_AVRO_RECORD_VERSION));
-	if (field(enc, rec, F_ID, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_long(&f, ctx->record_id));
-	if (field(enc, rec, F_SOURCE_TIMESTAMP, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_long(&f, dts_kfmt_unix_secs(ctx->commit_time_us)));
+	m->start = out->len;
+	put_long(out, DTS_AVRO_RECORD_VERSION);
+	put_long(out, ctx->record_id);
+	put_long(out, dts_kfmt_unix_secs(ctx->commit_time_us));
+	n = fmt_lsn(buf, ctx->change_lsn ? ctx->change_lsn : ctx->commit_lsn);
+	put_bytes(out, buf, (size_t) n);	/* sourcePosition */
+	n = fmt_lsn(buf, ctx->commit_lsn);
+	put_bytes(out, buf, (size_t) n);	/* safeSourcePosition */
+	n = fmt_u64(buf, ctx->xid);
+	put_bytes(out, buf, (size_t) n);	/* sourceTxid */
+	/* source: Source{sourceType, version} */
+	put_long(out, DTS_AVRO_SOURCE_POSTGRESQL);
+	put_cstring(out, ctx->source_version);
+	put_long(out, (int) op);
 
-	n = dts_kfmt_lsn_text(ctx->change_lsn ? ctx->change_lsn : ctx->commit_lsn, buf);
-	if (field(enc, rec, F_SOURCE_POSITION, &f) != 0 ||
-		set_string(enc, &f, buf, (size_t) n) != 0)
-		return -1;
-	n = dts_kfmt_lsn_text(ctx->commit_lsn, buf);
-	if (field(enc, rec, F_SAFE_SOURCE_POSITION, &f) != 0 ||
-		set_string(enc, &f, buf, (size_t) n) != 0)
-		return -1;
-	n = snprintf(buf, sizeof(buf), "%" PRIu32, ctx->xid);
-	if (field(enc, rec, F_SOURCE_TXID, &f) != 0 ||
-		set_string(enc, &f, buf, (size_t) n) != 0)
-		return -1;
+	/* objectName = db.schema.table, each part's dots escaped as \u002E */
+	if (!object)
+		put_long(out, U_NULL);
+	else
+	{
+		enc->tmp.len = 0;
+		dts_kfmt_object_name_part(&enc->tmp, ctx->database ? ctx->database : "");
+		if (with_table)
+		{
+			dts_put_byte(&enc->tmp, '.');
+			dts_kfmt_object_name_part(&enc->tmp, ctx->schema ? ctx->schema : "");
+			dts_put_byte(&enc->tmp, '.');
+			dts_kfmt_object_name_part(&enc->tmp, ctx->table ? ctx->table : "");
+		}
+		put_long(out, U_VALUE);
+		put_bytes(out, enc->tmp.data, enc->tmp.len);
+	}
+	put_long(out, U_NULL);		/* processTimestamps */
 
-	if (field(enc, rec, F_SOURCE, &s) != 0 || field(enc, &s, 0, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_enum(&f, DTS_AVRO_SOURCE_POSTGRESQL));
-	if (field(enc, &s, 1, &f) != 0 || set_cstring(enc, &f, ctx->source_version) != 0)
-		return -1;
-
-	if (field(enc, rec, F_OPERATION, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_enum(&f, (int) op));
-	if (set_null_union(enc, F_PROCESS_TIMESTAMPS) != 0)
-		return -1;
-	if (field(enc, rec, F_BORN_TIMESTAMP, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_long(&f, ctx->born_time_ms));
+	/* tags: one block of ntags items */
+	m->ntags = ntags;
+	m->tags_at = out->len;
+	put_long(out, ntags);
+	m->tags_items = out->len;
+	put_tag_i64(out, "readerThroughoutTime", sizeof("readerThroughoutTime") - 1,
+				ctx->born_time_ms);
 	enc->charset = ctx->charset ? ctx->charset : "utf8";
-	return add_tag_i64(enc, "readerThroughoutTime", ctx->born_time_ms);
 }
 
-/* objectName = db.schema.table, each part's dots escaped as \u002E */
-static int
-set_object_name(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
-				bool with_table)
+static inline void
+close_tags(DtsWriteBuf *out, RecordMarks *m)
 {
-	avro_value_t f,
-				b;
-
-	enc->tmp.len = 0;
-	dts_kfmt_object_name_part(&enc->tmp, ctx->database ? ctx->database : "");
-	if (with_table)
-	{
-		dts_put_byte(&enc->tmp, '.');
-		dts_kfmt_object_name_part(&enc->tmp, ctx->schema ? ctx->schema : "");
-		dts_put_byte(&enc->tmp, '.');
-		dts_kfmt_object_name_part(&enc->tmp, ctx->table ? ctx->table : "");
-	}
-	if (field(enc, &enc->record, F_OBJECT_NAME, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_branch(&f, U_VALUE, &b));
-	return set_string(enc, &b, (const char *) enc->tmp.data, enc->tmp.len);
+	m->tags_end = out->len;
+	put_long(out, 0);
 }
 
 /*
- * Writes the filled record to out, first padding it through the tag
- * "padding" (spaces) when it would be enc->min_size bytes or less: old DTS
- * consumers drop records of up to 48 bytes as fillers.
+ * Ends the record with bornTimestamp, then pads it through the tag
+ * "padding" (spaces) when it is enc->min_size bytes or less: old DTS
+ * consumers drop records of up to 48 bytes as fillers.  The tag adds more
+ * than its value's length, so a value of min_size + 1 - size spaces is
+ * enough.
  */
-static int
-finish(DtsAvroEncoder *enc, DtsWriteBuf *out)
+static void
+finish(DtsAvroEncoder *enc, const DtsRecordContext *ctx, DtsWriteBuf *out,
+	   const RecordMarks *m)
 {
-	size_t		size;
+	size_t		size,
+				items_len,
+				need;
 
-	CHECK(avro_value_sizeof(&enc->record, &size));
-	if (size <= enc->min_size)
+	put_long(out, ctx->born_time_ms);
+	size = out->len - m->start;
+	if (size > enc->min_size)
+		return;
+
+	/* rare (tiny records): move the rest of the record aside, rewrite it */
+	need = enc->min_size + 1 - size;
+	items_len = m->tags_end - m->tags_items;
+	enc->tmp.len = 0;
+	dts_put_raw(&enc->tmp, out->data + m->tags_items, out->len - m->tags_items);
+	out->len = m->tags_at;
+	put_long(out, m->ntags + 1);
+	dts_put_raw(out, enc->tmp.data, items_len);
+	put_bytes(out, "padding", 7);
+	dts_put_svarint(out, (int64_t) need);
+	dts_reserve(out, need);
+	memset(out->data + out->len, ' ', need);
+	out->len += need;
+	dts_put_raw(out, enc->tmp.data + items_len, enc->tmp.len - items_len);
+}
+
+/* fields: array of Field{name string, dataTypeNumber int = type OID} */
+static void
+put_fields(DtsWriteBuf *out, const DtsRelation *rel)
+{
+	put_long(out, U_ARRAY);
+	if (rel->ncols > 0)
 	{
-		/* the tag adds more than the value's length, so this is enough */
-		size_t		need = enc->min_size + 1 - size;
-		char	   *pad = malloc(need);
-
-		if (pad == NULL)
-			abort();
-		memset(pad, ' ', need);
-		if (add_tag(enc, "padding", pad, need) != 0)
+		put_long(out, rel->ncols);
+		for (int i = 0; i < rel->ncols; i++)
 		{
-			free(pad);
-			return -1;
+			put_cstring(out, rel->columns[i].name);
+			put_long(out, (int32_t) rel->columns[i].typoid);
 		}
-		free(pad);
-		CHECK(avro_value_sizeof(&enc->record, &size));
 	}
-	dts_reserve(out, size);
-	avro_writer_memory_set_dest(enc->writer,
-								(const char *) out->data + out->len,
-								(int64_t) size);
-	CHECK(avro_value_write(enc->writer, &enc->record));
-	if ((size_t) avro_writer_tell(enc->writer) != size)
-	{
-		snprintf(enc->error, sizeof(enc->error),
-				 "avro: wrote %" PRId64 " bytes, expected %zu",
-				 avro_writer_tell(enc->writer), size);
-		return -1;
-	}
-	out->len += size;
-	return 0;
+	put_long(out, 0);
 }
 
-/* fields: array of Field{name, dataTypeNumber = type OID} */
+/* beforeImages/afterImages: an array of one value per column */
 static int
-set_fields(DtsAvroEncoder *enc, const DtsRelation *rel)
+put_image(DtsAvroEncoder *enc, DtsWriteBuf *out, const DtsFrame *ch,
+		  bool before)
 {
-	avro_value_t f,
-				arr,
-				item,
-				x;
+	const DtsRelation *rel = ch->rel;
 
-	if (field(enc, &enc->record, F_FIELDS, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_branch(&f, U_ARRAY, &arr));
-	for (int i = 0; i < rel->ncols; i++)
+	put_long(out, U_ARRAY);
+	if (rel->ncols > 0)
 	{
-		CHECK(avro_value_append(&arr, &item, NULL));
-		if (field(enc, &item, 0, &x) != 0 ||
-			set_cstring(enc, &x, rel->columns[i].name) != 0)
-			return -1;
-		if (field(enc, &item, 1, &x) != 0)
-			return -1;
-		CHECK(avro_value_set_int(&x, (int32_t) rel->columns[i].typoid));
+		put_long(out, rel->ncols);
+		for (int i = 0; i < rel->ncols; i++)
+		{
+			const DtsValue *v;
+
+			if (before)
+				v = dts_kfmt_before_value(ch, i);
+			else
+				v = i < ch->new_tuple.ncols ? &ch->new_tuple.values[i] : NULL;
+			if (put_value(enc, out, &rel->columns[i], v) != 0)
+				return -1;
+		}
 	}
-	return 0;
-}
-
-static int
-set_image(DtsAvroEncoder *enc, int index, const DtsFrame *ch, bool before)
-{
-	avro_value_t f,
-				arr,
-				item;
-
-	if (field(enc, &enc->record, index, &f) != 0)
-		return -1;
-	CHECK(avro_value_set_branch(&f, U_ARRAY, &arr));
-	for (int i = 0; i < ch->rel->ncols; i++)
-	{
-		const DtsValue *v;
-
-		if (before)
-			v = dts_kfmt_before_value(ch, i);
-		else
-			v = i < ch->new_tuple.ncols ? &ch->new_tuple.values[i] : NULL;
-		CHECK(avro_value_append(&arr, &item, NULL));
-		if (set_value(enc, &ch->rel->columns[i], v, &item) != 0)
-			return -1;
-	}
+	put_long(out, 0);
 	return 0;
 }
 
@@ -901,7 +811,8 @@ dts_avro_encode_change(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 					   const DtsFrame *change, DtsWriteBuf *out)
 {
 	DtsAvroOperation op;
-	char		buf[16];
+	RecordMarks m;
+	char		buf[24];
 	int			n;
 
 	if (!enc->ready)
@@ -930,43 +841,37 @@ dts_avro_encode_change(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		snprintf(enc->error, sizeof(enc->error), "avro: change without relation");
 		return DTS_KFMT_ERROR;
 	}
-	if (set_header(enc, ctx, op) != 0 || set_object_name(enc, ctx, true) != 0)
-		return DTS_KFMT_ERROR;
 
+	put_header(enc, ctx, op, true, true, 3, out, &m);
 	enc->tmp.len = 0;
 	dts_kfmt_pk_uk_info(&enc->tmp, change->rel);
-	if (add_tag(enc, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len) != 0)
-		return DTS_KFMT_ERROR;
-	n = snprintf(buf, sizeof(buf), "%" PRIu32,
-				 dts_kfmt_meta_version(ctx, change->rel));
-	if (add_tag(enc, "metaVersion", buf, (size_t) n) != 0)
-		return DTS_KFMT_ERROR;
+	TAG(out, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len);
+	n = fmt_u64(buf, dts_kfmt_meta_version(ctx, change->rel));
+	TAG(out, "metaVersion", buf, (size_t) n);
+	close_tags(out, &m);
 
-	if (set_fields(enc, change->rel) != 0)
-		return DTS_KFMT_ERROR;
+	put_fields(out, change->rel);
 	if (op == DTS_AVRO_OP_INSERT)
-	{
-		if (set_null_union(enc, F_BEFORE_IMAGES) != 0)
-			return DTS_KFMT_ERROR;
-	}
-	else if (set_image(enc, F_BEFORE_IMAGES, change, true) != 0)
-		return DTS_KFMT_ERROR;
+		put_long(out, U_NULL);
+	else if (put_image(enc, out, change, true) != 0)
+		goto fail;
 	if (op == DTS_AVRO_OP_DELETE)
-	{
-		if (set_null_union(enc, F_AFTER_IMAGES) != 0)
-			return DTS_KFMT_ERROR;
-	}
-	else if (set_image(enc, F_AFTER_IMAGES, change, false) != 0)
-		return DTS_KFMT_ERROR;
-	return finish(enc, out) == 0 ? DTS_KFMT_OK : DTS_KFMT_ERROR;
+		put_long(out, U_NULL);
+	else if (put_image(enc, out, change, false) != 0)
+		goto fail;
+	finish(enc, ctx, out, &m);
+	return DTS_KFMT_OK;
+
+fail:
+	out->len = m.start;
+	return DTS_KFMT_ERROR;
 }
 
 int
 dts_avro_encode_ddl(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 					const char *sql, size_t sql_len, DtsWriteBuf *out)
 {
-	avro_value_t f,
-				b;
+	RecordMarks m;
 	bool		with_table = (ctx->schema != NULL && ctx->table != NULL);
 
 	if (!enc->ready)
@@ -974,23 +879,16 @@ dts_avro_encode_ddl(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		snprintf(enc->error, sizeof(enc->error), "avro: encoder not initialised");
 		return DTS_KFMT_ERROR;
 	}
-	if (set_header(enc, ctx, DTS_AVRO_OP_DDL) != 0 ||
-		set_object_name(enc, ctx, with_table) != 0 ||
-		add_tag_i64(enc, "commitTimestamp",
-					dts_kfmt_unix_secs(ctx->commit_time_us)) != 0 ||
-		set_null_union(enc, F_FIELDS) != 0 ||
-		set_null_union(enc, F_BEFORE_IMAGES) != 0)
-		return DTS_KFMT_ERROR;
-	if (field(enc, &enc->record, F_AFTER_IMAGES, &f) != 0)
-		return DTS_KFMT_ERROR;
-	if (avro_value_set_branch(&f, U_STRING, &b) != 0)
-	{
-		avro_fail(enc, "afterImages string branch");
-		return DTS_KFMT_ERROR;
-	}
-	if (set_string(enc, &b, sql, sql_len) != 0)
-		return DTS_KFMT_ERROR;
-	return finish(enc, out) == 0 ? DTS_KFMT_OK : DTS_KFMT_ERROR;
+	put_header(enc, ctx, DTS_AVRO_OP_DDL, true, with_table, 2, out, &m);
+	put_tag_i64(out, "commitTimestamp", sizeof("commitTimestamp") - 1,
+				dts_kfmt_unix_secs(ctx->commit_time_us));
+	close_tags(out, &m);
+	put_long(out, U_NULL);		/* fields */
+	put_long(out, U_NULL);		/* beforeImages */
+	put_long(out, U_STRING);	/* afterImages: the SQL text */
+	put_bytes(out, sql, sql_len);
+	finish(enc, ctx, out, &m);
+	return DTS_KFMT_OK;
 }
 
 /* A record with objectName, fields and images null. */
@@ -998,18 +896,20 @@ static int
 encode_bare(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 			DtsAvroOperation op, DtsWriteBuf *out)
 {
+	RecordMarks m;
+
 	if (!enc->ready)
 	{
 		snprintf(enc->error, sizeof(enc->error), "avro: encoder not initialised");
 		return DTS_KFMT_ERROR;
 	}
-	if (set_header(enc, ctx, op) != 0 ||
-		set_null_union(enc, F_OBJECT_NAME) != 0 ||
-		set_null_union(enc, F_FIELDS) != 0 ||
-		set_null_union(enc, F_BEFORE_IMAGES) != 0 ||
-		set_null_union(enc, F_AFTER_IMAGES) != 0)
-		return DTS_KFMT_ERROR;
-	return finish(enc, out) == 0 ? DTS_KFMT_OK : DTS_KFMT_ERROR;
+	put_header(enc, ctx, op, false, false, 1, out, &m);
+	close_tags(out, &m);
+	put_long(out, U_NULL);		/* fields */
+	put_long(out, U_NULL);		/* beforeImages */
+	put_long(out, U_NULL);		/* afterImages */
+	finish(enc, ctx, out, &m);
+	return DTS_KFMT_OK;
 }
 
 int

@@ -14,9 +14,10 @@
  *		... hand out.data/out.len to the producer (it copies) ...
  *		dts_avro_free(&enc);
  *
- * An encoder holds one generic Avro value that every call resets and
- * refills; it is not thread-safe (one per producer thread).  The mapping of
- * PostgreSQL values is in docs/kafka.md.
+ * The encoder writes Avro's binary encoding directly (no Avro library at
+ * run time); it keeps scratch buffers across calls, so it is not
+ * thread-safe (one per producer thread).  The mapping of PostgreSQL values
+ * is in docs/kafka.md.
  *
  * shipper/formats/dts_avro.h
  *
@@ -27,11 +28,11 @@
 
 #include "formats/record.h"
 
-#include <avro.h>
-
 /*
  * The schema text, generated from dts_record.avsc at build time
- * (shipper/formats/Makefile.inc); NUL-terminated.
+ * (shipper/formats/Makefile.inc); NUL-terminated.  The encoder does not
+ * parse it (its layout is spelt out in dts_avro.c); it is there for
+ * decoders (pg_dts_consume) and the tests.
  */
 extern const unsigned char dts_avro_schema_bytes[];
 extern const size_t dts_avro_schema_json_len;
@@ -72,18 +73,12 @@ typedef enum DtsAvroValueBranch
 
 typedef struct DtsAvroEncoder
 {
-	avro_schema_t schema;		/* the file's union of named types */
-	avro_value_iface_t *iface;	/* generic class of that union */
-	avro_value_t all;			/* a value of the union ... */
-	avro_value_t record;		/* ... and its Record branch, reset and
-								 * refilled per call */
-	avro_writer_t writer;		/* memory writer, pointed at each output */
 	bool		ready;
 	const char *charset;		/* of the record being built */
 	DtsTextScratch text;		/* values rendered as text */
-	char	   *scratch;		/* NUL-terminated copies for Avro strings */
+	char	   *scratch;		/* decoded bytea */
 	size_t		scratch_cap;
-	DtsWriteBuf tmp;			/* pk_uk_info, objectName */
+	DtsWriteBuf tmp;			/* pk_uk_info, objectName, padding moves */
 	size_t		min_size;		/* records of at most this many bytes are
 								 * padded (DTS_AVRO_MIN_RECORD_SIZE; tests
 								 * raise it) */
@@ -91,8 +86,8 @@ typedef struct DtsAvroEncoder
 } DtsAvroEncoder;
 
 /*
- * Parses the embedded schema and prepares the reusable value.  Returns 0,
- * or -1 with enc->error set.  Call dts_avro_free() in both cases.
+ * Prepares the encoder.  Returns 0, or -1 with enc->error set.  Call
+ * dts_avro_free() in both cases.
  */
 extern int	dts_avro_init(DtsAvroEncoder *enc);
 extern void dts_avro_free(DtsAvroEncoder *enc);
