@@ -10,7 +10,8 @@
 # cluster (build/mock_broker, 3 brokers).  Both slots are created before
 # the workload, so both contenders ship exactly the same changes:
 #
-#	pg_dts		build/kafka_driver: the slot read through SQL (format text),
+#	pg_dts		pg_dts_ship --task (Kafka sink) --start -E END: the slot read over
+#				the replication protocol (format text),
 #				every change a DTS Avro record, primary_key partitioning,
 #				lz4, idempotent producer with acks=all, durable LSN from
 #				delivery reports (the Kafka sink of pg_dts_ship)
@@ -40,6 +41,7 @@ UPDATES=$((ROWS / 5))
 DELETES=$((ROWS * 2 / 15))
 BATCH=${BENCH_BATCH:-10000}
 RESULTS=${BENCH_RESULTS:-$here/results.md}
+bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 CHANGES=$((ROWS + UPDATES + DELETES))
 
 for f in build/kafka_driver build/mock_broker; do
@@ -92,24 +94,24 @@ end=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 # wait until the WAL is flushed: SQL decoding stops at the flush LSN
 until [ "$(pgc_psql -Atc "SELECT pg_current_wal_flush_lsn() >= '$end'")" = t ]; do sleep 0.05; done
 
-printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_dts", "format": "avro", "partition_policy": "primary_key"}}\n' "$B" >"$work/task.json"
+printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_dts", "format": "avro", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task.json"
 conninfo="host=$PGC_SOCK port=$PGC_PORT dbname=postgres user=postgres"
 
 rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 
 echo "bench: pg_dts Kafka sink (DTS Avro)"
 t0=$(date +%s.%N)
-/usr/bin/time -v -o "$work/dts.time" build/kafka_driver -d "$conninfo" \
-	-S bench_dts --task "$work/task.json" --until-idle 2>"$work/dts.log"
+/usr/bin/time -v -o "$work/dts.time" "$bindir/pg_dts_ship" -d "$conninfo" \
+	-S bench_dts --task "$work/task.json" --start -n -E "$end" 2>"$work/dts.log"
 t1=$(date +%s.%N)
 tail -1 "$work/dts.log"
 dts_msgs=$(kcat -C -b "$B" -t bench_dts -e -q -f 'x\n' | wc -l)
 
-printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_sp", "format": "shareplex_json", "partition_policy": "primary_key"}}\n' "$B" >"$work/task_sp.json"
+printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_sp", "format": "shareplex_json", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task_sp.json"
 echo "bench: pg_dts Kafka sink (SharePlex JSON)"
 t4=$(date +%s.%N)
-/usr/bin/time -v -o "$work/sp.time" build/kafka_driver -d "$conninfo" \
-	-S bench_sp --task "$work/task_sp.json" --until-idle 2>"$work/sp.log"
+/usr/bin/time -v -o "$work/sp.time" "$bindir/pg_dts_ship" -d "$conninfo" \
+	-S bench_sp --task "$work/task_sp.json" --start -n -E "$end" 2>"$work/sp.log"
 t5=$(date +%s.%N)
 tail -1 "$work/sp.log"
 sp_msgs=$(kcat -C -b "$B" -t bench_sp -e -q -f 'x\n' | wc -l)
