@@ -24,6 +24,7 @@
 # --start-time.
 #
 # Prints one line per check and "N passed, N failed"; exits 1 on failure.
+# COUNTS_FILE, if set, receives one line "passed failed" (make test).
 # Needs: build/kafka_driver, build/mock_broker, build/pg_dts_consume
 # (make kafka-tools consumer), kcat, /usr/bin/python3 with python3-avro,
 # the pg_dts extension installed.  KEEP_TMP=1 keeps the work directory.
@@ -561,4 +562,7 @@ fatal_stop()
 check "permanent delivery error: clear message, non-zero exit, nothing confirmed" fatal_stop
 
 echo "$passed passed, $failed failed"
+if [ -n "${COUNTS_FILE:-}" ]; then
+	echo "$passed $failed" >"$COUNTS_FILE"
+fi
 [ "$failed" -eq 0 ]
