@@ -43,6 +43,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,8 +545,7 @@ write_avro(Buf *b, avro_value_t *v)
 				}
 				else
 					avro_value_get_double(v, &x);
-				if (x != x || x > 1.7976931348623157e308 ||
-					x < -1.7976931348623157e308)
+				if (isnan(x) || isinf(x))
 					buf_printf(b, "\"%g\"", x);
 				else
 					buf_printf(b, "%.17g", x);
