@@ -33,6 +33,7 @@ done
 packages=(
 	"postgresql-$PGMAJOR"			# server, test_decoding, pgoutput
 	"postgresql-server-dev-$PGMAJOR"	# PGXS, server headers, pg_regress
+	"postgresql-client-$PGMAJOR"	# psql, pg_dump, TAP modules
 	libpq-dev						# the shipper's client library
 	check							# unit tests (libcheck)
 	pkg-config
@@ -51,11 +52,28 @@ if [ "$want_bench" = 1 ]; then
 	packages+=(time)	# /usr/bin/time: elapsed time and max RSS of shipping runs
 fi
 
+# output_plugin_libraries (a plugin must be listed to be used) came with
+# PostgreSQL 15.20: older 15.x packages count as missing, so that
+# apt-get install upgrades them (a fresh machine may have 15.18).
+PG_MIN_VERSION=${PG_MIN_VERSION:-15.20}
+needs_min_version()
+{
+	case "$1" in
+		postgresql-$PGMAJOR|postgresql-client-$PGMAJOR|postgresql-server-dev-$PGMAJOR) return 0 ;;
+	esac
+	return 1
+}
+
 is_installed()
 {
-	local status
+	local status version
 	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
-	[ "$status" = "install ok installed" ]
+	[ "$status" = "install ok installed" ] || return 1
+	if needs_min_version "$1"; then
+		version=$(dpkg-query -W -f='${Version}' "$1" 2>/dev/null)
+		dpkg --compare-versions "$version" ge "$PG_MIN_VERSION" || return 1
+	fi
+	return 0
 }
 
 missing=()
