@@ -74,6 +74,8 @@
 #define DEFAULT_BATCH_TXNS		1000
 #define DEFAULT_BATCH_ROWS		20000
 #define DEFAULT_BATCH_INTERVAL	100 /* ms */
+/* how late the WAL of asynchronously committed batches is flushed */
+#define SYNC_INTERVAL_US		(500 * 1000)
 
 /* pg_type OIDs used for parameters */
 #define TEXTOID_		25
@@ -293,7 +295,11 @@ typedef struct PgSink
 	bool		pipeline;
 
 	/* progress */
-	uint64_t	durable_lsn;	/* stored by the last committed transaction */
+	uint64_t	durable_lsn;	/* stored by the last transaction whose commit
+								 * is flushed at the destination */
+	uint64_t	committed_lsn;	/* stored by the last committed transaction
+								 * (batches commit asynchronously) */
+	int64_t		committed_at_us;	/* when committed_lsn passed durable_lsn */
 	uint64_t	accepted_lsn;	/* end of the last transaction accepted */
 
 	/* relations */
@@ -1098,6 +1104,11 @@ disconnect(PgSink *ps)
 	ps->pend_count = 0;
 	ps->pend_head = 0;
 	ps->dest_open = false;
+	/*
+	 * Batches committed but not yet flushed may be lost if the destination
+	 * went down: forget them; reconnecting reads dts.apply_progress again.
+	 */
+	ps->committed_lsn = ps->durable_lsn;
 	run_clear(ps);
 	PQclear(ps->catalog_res);
 	ps->catalog_res = NULL;
@@ -1273,6 +1284,8 @@ connect_dest(PgSink *ps, DtsError *err)
 	PQclear(res);
 	if (lsn > ps->durable_lsn)
 		ps->durable_lsn = lsn;
+	if (ps->durable_lsn > ps->committed_lsn)
+		ps->committed_lsn = ps->durable_lsn;
 	if (ps->durable_lsn > ps->accepted_lsn)
 		ps->accepted_lsn = ps->durable_lsn;
 	if (read_overwrite_until(ps, err) != 0)
@@ -2283,6 +2296,27 @@ progress_params_free(ProgressParams *pp)
 	free(pp->p.names);
 }
 
+/* lsn is committed at the destination, its WAL maybe not yet flushed. */
+static void
+note_committed(PgSink *ps, uint64_t lsn)
+{
+	if (lsn <= ps->committed_lsn)
+		return;
+	if (ps->committed_lsn <= ps->durable_lsn)
+		ps->committed_at_us = dts_now_us();
+	ps->committed_lsn = lsn;
+}
+
+/* Everything committed up to lsn is flushed at the destination. */
+static void
+note_durable(PgSink *ps, uint64_t lsn)
+{
+	if (lsn > ps->committed_lsn)
+		ps->committed_lsn = lsn;
+	if (lsn > ps->durable_lsn)
+		ps->durable_lsn = lsn;
+}
+
 /* Forgets the batch (after its commit or rollback). */
 static void
 reset_batch(PgSink *ps)
@@ -2295,7 +2329,7 @@ reset_batch(PgSink *ps)
 	ps->dest_open = false;
 	ps->anomaly = false;
 	run_clear(ps);
-	ps->accepted_lsn = ps->durable_lsn;
+	ps->accepted_lsn = ps->committed_lsn;
 }
 
 /*
@@ -2377,7 +2411,16 @@ commit_batch(PgSink *ps, DtsError *err)
 		Params		two = pp.p;
 
 		two.n = 2;
-		if (pipe_send(ps, ORIGIN_SETUP_SQL, &two, PEND_OTHER, NULL, NULL,
+		/*
+		 * The batch commits without waiting for its WAL flush; the flush
+		 * comes later, for many batches at once (make_durable()), and
+		 * only then does durable_lsn move.  A crash of the destination
+		 * loses such batches together with their progress row, and the
+		 * source, not confirmed past durable_lsn, sends them again.
+		 */
+		if (pipe_send(ps, "SET LOCAL synchronous_commit TO off", NULL,
+					  PEND_OTHER, NULL, NULL, err) != 0 ||
+			pipe_send(ps, ORIGIN_SETUP_SQL, &two, PEND_OTHER, NULL, NULL,
 					  err) != 0 ||
 			pipe_send(ps, PROGRESS_SQL, &pp.p, PEND_OTHER, NULL, NULL,
 					  err) != 0 ||
@@ -2399,7 +2442,7 @@ commit_batch(PgSink *ps, DtsError *err)
 						  ps->ntxns, ps->final_msg);
 			goto fail;
 		}
-		ps->durable_lsn = ps->last_txn->end_lsn;
+		note_committed(ps, ps->last_txn->end_lsn);
 		ps->dest_open = false;
 		stages_settle(ps, true);
 		reset_batch(ps);
@@ -2956,7 +2999,8 @@ replay_careful(PgSink *ps, DtsError *err)
 			return -1;
 		}
 		PQclear(res);
-		ps->durable_lsn = t->end_lsn;
+		/* a synchronous commit: it flushes every earlier one too */
+		note_durable(ps, t->end_lsn);
 	}
 	return 0;
 }
@@ -3074,6 +3118,16 @@ pg_begin(DtsSink *sink, const DtsTxn *txn, DtsError *err)
 							 txn->xid, ps->cur ? ps->cur->xid : 0);
 	ps->in_txn = true;
 
+	/*
+	 * Connect first: (re)connecting reads dts.apply_progress, and what it
+	 * says was applied (before a crash of either side) must be skipped.
+	 */
+	if (connect_dest(ps, err) != 0)
+	{
+		ps->in_txn = false;
+		return -1;
+	}
+
 	/* applied already (a restart sends it again): skip it */
 	ps->skipping = (ps->accepted_lsn > 0 && txn->commit_lsn < ps->accepted_lsn) ||
 		(txn->end_lsn != 0 && txn->end_lsn <= ps->accepted_lsn);
@@ -3166,8 +3220,10 @@ pg_commit(DtsSink *sink, const DtsTxn *txn, DtsError *err)
 	 */
 	if (!ps->dest_open)
 	{
-		if (txn->end_lsn > ps->durable_lsn)
-			ps->durable_lsn = txn->end_lsn;
+		if (ps->committed_lsn > ps->durable_lsn)
+			note_committed(ps, txn->end_lsn);	/* durable with the others */
+		else
+			note_durable(ps, txn->end_lsn);
 		reset_batch(ps);
 		return 0;
 	}
@@ -3222,25 +3278,70 @@ pg_rollback(DtsSink *sink, DtsError *err)
 	return -1;
 }
 
+/*
+ * Flushes the destination's WAL up to the batches committed so far: a
+ * small synchronous commit (the progress row's applied_at) waits for the
+ * flush of its own commit record, and so of every commit before it.
+ */
+static int
+make_durable(PgSink *ps, DtsError *err)
+{
+	const char *params[1] = {ps->task_name};
+	uint64_t	target = ps->committed_lsn;
+	PGresult   *res;
+	char		msg[400];
+
+	if (target <= ps->durable_lsn || ps->conn == NULL)
+		return 0;
+	if (end_pipeline(ps, err) != 0)
+		return -1;
+	res = PQexecParams(ps->conn,
+					   "UPDATE dts.apply_progress SET applied_at = now() WHERE task = $1",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		dts_error_set(err, error_class(ps, res),
+					  "could not flush the applied transactions at the destination: %s",
+					  result_message(ps, res, msg, sizeof(msg)));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	note_durable(ps, target);
+	return 0;
+}
+
 static int
 pg_flush(DtsSink *sink, bool force, int64_t now_us, int64_t *next_due_us,
 		 DtsError *err)
 {
 	PgSink	   *ps = sink->state;
 	int64_t		due = ps->batch_start_us + ps->batch_interval_us;
+	int64_t		sync_due;
 
 	*next_due_us = INT64_MAX;
-	if (!ps->dest_open)
-		return 0;
-	if (ps->in_txn)
+	if (ps->dest_open)
 	{
-		/* a source transaction is open: commit() closes the batch */
-		*next_due_us = due > now_us ? due : now_us + ps->batch_interval_us;
-		return 0;
+		if (ps->in_txn)
+		{
+			/* a source transaction is open: commit() closes the batch */
+			*next_due_us = due > now_us ? due : now_us + ps->batch_interval_us;
+			return 0;
+		}
+		if (!force && now_us < due)
+		{
+			*next_due_us = due;
+			return 0;
+		}
+		if (commit_batch(ps, err) != 0)
+			return -1;
 	}
-	if (force || now_us >= due)
-		return commit_batch(ps, err);
-	*next_due_us = due;
+	if (ps->committed_lsn <= ps->durable_lsn)
+		return 0;
+	sync_due = ps->committed_at_us + SYNC_INTERVAL_US;
+	if (force || now_us >= sync_due)
+		return make_durable(ps, err);
+	*next_due_us = sync_due;
 	return 0;
 }
 
@@ -3255,7 +3356,8 @@ pg_idle(DtsSink *sink)
 {
 	PgSink	   *ps = sink->state;
 
-	return !ps->in_txn && !ps->dest_open;
+	return !ps->in_txn && !ps->dest_open &&
+		ps->committed_lsn <= ps->durable_lsn;
 }
 
 /* Nothing to reopen: make the batch durable. */
