@@ -129,7 +129,6 @@ dts_full_sync_options_init(DtsFullSyncOptions *opts)
 	opts->workers = DTS_FULL_SYNC_WORKERS_DEFAULT;
 	opts->range_bytes = DTS_FULL_SYNC_RANGE_BYTES_DEFAULT;
 	opts->max_ranges = DTS_FULL_SYNC_MAX_RANGES_DEFAULT;
-	opts->key_ranges = true;
 	opts->progress_interval_ms = DTS_FULL_SYNC_PROGRESS_MS_DEFAULT;
 }
 
@@ -370,10 +369,10 @@ plan_table(FullSync *fs, PGconn *src, int table, DtsError *err)
 		n = (t->size_bytes + fs->opts->range_bytes - 1) / fs->opts->range_bytes;
 	if (n > fs->opts->max_ranges)
 		n = fs->opts->max_ranges > 0 ? fs->opts->max_ranges : 1;
-	if (n > 1 && t->max_blocks < n && (t->int_key == NULL || !fs->opts->key_ranges))
+	if (n > 1 && t->max_blocks < n && t->int_key == NULL)
 		n = t->max_blocks > 1 ? t->max_blocks : 1;
 
-	if (n > 1 && t->int_key && fs->opts->key_ranges)
+	if (n > 1 && t->int_key)
 	{
 		DtsBuf		sql = {0};
 		PGresult   *res;

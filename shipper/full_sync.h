@@ -37,12 +37,6 @@ typedef struct DtsFullSyncOptions
 								 * partitions) are copied in ranges of
 								 * about this size */
 	int			max_ranges;		/* at most this many ranges per table */
-	bool		key_ranges;		/* split tables with a single integer key by
-								 * key ranges (they survive a resume under a
-								 * new snapshot) instead of ctid block
-								 * ranges (scanned sequentially: faster, but
-								 * a table copied partly under another
-								 * snapshot is copied again whole) */
 	int			progress_interval_ms;
 	FILE	   *progress;		/* progress lines go here (e.g. stderr);
 								 * NULL = none */

@@ -886,13 +886,9 @@ process_copy_message(DtsSource *src, const char *buf, int len,
 		reply = buf[17] != 0;
 		if (wal_end > src->received_lsn)
 			src->received_lsn = wal_end;
-		if (source_idle(src))
-		{
-			if (wal_end > src->idle_lsn)
-				src->idle_lsn = wal_end;
-			if (src->endpos && wal_end >= src->endpos)
-				src->endpos_reached = true;
-		}
+		/* -E past this keepalive is noticed by the loop (stream_loop) */
+		if (source_idle(src) && wal_end > src->idle_lsn)
+			src->idle_lsn = wal_end;
 		if (reply)
 		{
 			int64_t		next;
