@@ -92,13 +92,18 @@ my $t0 = time();
 
 my $ship = start_ship(name => 'pgb', args => [ '--task', $task, '--start' ]);
 
-# the initial sync is done once every planned range is; the incremental
-# phase then streams from the slot
+# the initial sync is done once its post-data step is recorded (the slot
+# is already active during the copy: the connection that exported the
+# snapshot holds it); the incremental phase then streams from the slot
 wait_for(
 	sub {
 		die "pg_dts_ship exited during the initial sync:\n" . ship_log($ship)
 		  unless ship_running($ship);
-		$src->safe_psql('postgres',
+		my ($rc, $post) = $dst->psql('dst',
+			"SELECT count(*) FROM dts.schema_sync_state "
+			  . "WHERE task = 'pgb' AND section = 'post-data'");
+		$rc == 0 && $post eq '1'
+		  && $src->safe_psql('postgres',
 			"SELECT count(*) FROM pg_replication_slots "
 			  . "WHERE slot_name = '$slot' AND active") eq '1';
 	},

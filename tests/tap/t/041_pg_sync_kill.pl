@@ -139,7 +139,13 @@ sub wait_streaming
 	wait_for(
 		sub {
 			alive($t);
-			$src->safe_psql('postgres',
+			# the slot is active during the initial sync too (the snapshot's
+			# connection holds it): streaming starts after post-data
+			my $post = dst_query(
+				"SELECT count(*) FROM dts.schema_sync_state "
+				  . "WHERE task = '$t->{name}' AND section = 'post-data'");
+			defined $post && $post eq '1'
+			  && $src->safe_psql('postgres',
 				"SELECT count(*) FROM pg_replication_slots "
 				  . "WHERE slot_name = '$t->{slot}' AND active") eq '1';
 		},

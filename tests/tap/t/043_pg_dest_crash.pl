@@ -55,7 +55,13 @@ my $ship = start_ship(
 
 wait_for(
 	sub {
-		$src->safe_psql('postgres',
+		# the slot is active during the initial sync too (the snapshot's
+		# connection holds it): streaming starts after post-data
+		my ($rc, $post) = $dst->psql('dst',
+			"SELECT count(*) FROM dts.schema_sync_state "
+			  . "WHERE task = 'crash' AND section = 'post-data'");
+		$rc == 0 && $post eq '1'
+		  && $src->safe_psql('postgres',
 			"SELECT count(*) FROM pg_replication_slots "
 			  . "WHERE slot_name = 'dts_sync_crash' AND active") eq '1';
 	},
