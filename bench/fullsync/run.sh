@@ -23,6 +23,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 bindir=$("$PG_CONFIG" --bindir)
+# The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
+ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
 GB=${BENCH_FULL_GB:-5}
 RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
 
@@ -90,7 +92,7 @@ cat >"$out/task.json" <<EOF
  "heartbeat_interval": 0, "sync": ["schema", "full"]}
 EOF
 t0=$(date +%s.%N)
-"$bindir/pg_dts_ship" --task "$out/task.json" --start -n 2>"$out/dts.err" ||
+"$ship" --task "$out/task.json" --start -n 2>"$out/dts.err" ||
 	{ tail -n 20 "$out/dts.err" >&2; exit 1; }
 t1=$(date +%s.%N)
 dts_s=$(elapsed "$t0" "$t1")

@@ -42,6 +42,8 @@ DELETES=$((ROWS * 2 / 15))
 BATCH=${BENCH_BATCH:-10000}
 RESULTS=${BENCH_RESULTS:-$here/results.md}
 bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
+# The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
+ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
 CHANGES=$((ROWS + UPDATES + DELETES))
 
 for f in build/kafka_driver build/mock_broker; do
@@ -101,7 +103,7 @@ rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 
 echo "bench: pg_dts Kafka sink (DTS Avro)"
 t0=$(date +%s.%N)
-/usr/bin/time -v -o "$work/dts.time" "$bindir/pg_dts_ship" -d "$conninfo" \
+/usr/bin/time -v -o "$work/dts.time" "$ship" -d "$conninfo" \
 	-S bench_dts --task "$work/task.json" --start -n -E "$end" 2>"$work/dts.log"
 t1=$(date +%s.%N)
 tail -1 "$work/dts.log"
@@ -110,7 +112,7 @@ dts_msgs=$(kcat -C -b "$B" -t bench_dts -e -q -f 'x\n' | wc -l)
 printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_sp", "format": "shareplex_json", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task_sp.json"
 echo "bench: pg_dts Kafka sink (SharePlex JSON)"
 t4=$(date +%s.%N)
-/usr/bin/time -v -o "$work/sp.time" "$bindir/pg_dts_ship" -d "$conninfo" \
+/usr/bin/time -v -o "$work/sp.time" "$ship" -d "$conninfo" \
 	-S bench_sp --task "$work/task_sp.json" --start -n -E "$end" 2>"$work/sp.log"
 t5=$(date +%s.%N)
 tail -1 "$work/sp.log"

@@ -26,6 +26,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 bindir=$("$PG_CONFIG" --bindir)
+# The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
+ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
 ROWS=${BENCH_ROWS:-1000000}
 UPDATES=${BENCH_UPDATES:-200000}
 DELETES=${BENCH_DELETES:-100000}
@@ -101,7 +103,7 @@ changes=$((ROWS + UPDATES + DELETES))
 echo "bench: $changes changes, end LSN $endpos"
 
 echo "bench: pg_dts_ship (pg sink)"
-/usr/bin/time -f "%e %M %U %S" -o "$out/time" "$bindir/pg_dts_ship" --task "$out/task.json" -v \
+/usr/bin/time -f "%e %M %U %S" -o "$out/time" "$ship" --task "$out/task.json" -v \
 	--start -n -E "$endpos" 2>"$out/ship.err" ||
 	{ tail -n 20 "$out/ship.err" >&2; exit 1; }
 read -r dts_s dts_rss dts_user dts_sys <"$out/time"

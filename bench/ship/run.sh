@@ -23,6 +23,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 bindir=$("$PG_CONFIG" --bindir)
+# The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
+ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
 ROWS=${BENCH_ROWS:-1000000}
 UPDATES=${BENCH_UPDATES:-200000}
 DELETES=${BENCH_DELETES:-100000}
@@ -31,7 +33,7 @@ BIG=${BENCH_BIG_ROWS:-5000000}
 ROUNDS=${BENCH_ROUNDS:-3}
 RESULTS=${BENCH_RESULTS:-$root/bench/ship/results.md}
 
-for tool in "$bindir/pg_dts_ship" "$bindir/pg_recvlogical" /usr/bin/time; do
+for tool in "$ship" "$bindir/pg_recvlogical" /usr/bin/time; do
 	if [ ! -x "$tool" ]; then
 		echo "bench: $tool not found (make install; package time)" >&2
 		exit 1
@@ -112,7 +114,7 @@ run()
 for r in $(seq 1 "$ROUNDS"); do
 	echo "bench: round $r"
 	run pg_dts_ship "$out/ship.jsonl" \
-		"$bindir/pg_dts_ship" -d "$conninfo" -S "ship_$r" --start -n \
+		"$ship" -d "$conninfo" -S "ship_$r" --start -n \
 		-E "$endpos" -f "$out/ship.jsonl"
 	run wal2json_pipeline "$out/w2j.json" \
 		"$bindir/pg_recvlogical" -d "$conninfo" -S "w2j_$r" --start \
@@ -142,7 +144,7 @@ CREATE TABLE bench_big_end (x int);
 SQL
 	bigend=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 	run big "$out/big.jsonl" \
-		"$bindir/pg_dts_ship" -d "$conninfo" -S ship_big --start -n \
+		"$ship" -d "$conninfo" -S ship_big --start -n \
 		-E "$bigend" -f "$out/big.jsonl"
 	big_line="| pg_dts_ship, one transaction of $BIG rows (streamed) | $(field big 2) | $(field big 4) | $(awk -v c="$(field big 4)" -v s="$(field big 2)" 'BEGIN { printf "%.0f", c / s }') | $(( $(field big 3) / 1024 )) |"
 fi

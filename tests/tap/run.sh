@@ -97,12 +97,15 @@ mkdir -p "$work/regress_sql"
 cp "$repo"/tests/regress/sql/*.sql "$work/regress_sql/" 2>/dev/null
 
 # The shipper under test: PG_DTS_SHIP, else the installed one, else this
-# tree's build (copied, since postgres may not be able to read the tree).
+# tree's build; copied, since postgres may not be able to read its directory.
 ship=${PG_DTS_SHIP:-}
 if [ -z "$ship" ] && [ ! -x "$bindir/pg_dts_ship" ] &&
 	[ -x "$repo/build/pg_dts_ship" ]; then
+	ship=$repo/build/pg_dts_ship
+fi
+if [ -n "$ship" ]; then
 	mkdir -p "$work/bin"
-	cp "$repo/build/pg_dts_ship" "$work/bin/"
+	cp "$ship" "$work/bin/pg_dts_ship"
 	ship=$work/bin/pg_dts_ship
 fi
 if [ -n "$ship" ]; then
