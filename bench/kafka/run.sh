@@ -21,13 +21,16 @@
 #
 # Each is timed from start to exit (all messages delivered: kcat and the
 # sink both flush before exiting); memory is the maximum RSS from
-# /usr/bin/time -v (for the pipeline, of each process).  Results on stdout
-# and in bench/kafka/results.md.
+# /usr/bin/time -v (for the pipeline, of each process).  Messages are
+# counted from the end offsets of the partitions (the mock cluster keeps
+# only the newest message sets of a partition, so reading the topic back
+# would count fewer).  Results on stdout and in bench/kafka/results.md.
 #
-# Environment:
-#	BENCH_ROWS=150000	rows inserted; updates ROWS/5, deletes ROWS/7.5
-#						(200,000 changes by default)
-#	BENCH_BATCH=10000	rows per transaction
+# Environment (the workload of bench/decode and bench/ship by default):
+#	BENCH_ROWS=1000000		rows inserted
+#	BENCH_UPDATES=200000	rows updated
+#	BENCH_DELETES=100000	rows deleted
+#	BENCH_BATCH=10000		rows per transaction
 #	BENCH_RESULTS=bench/kafka/results.md
 #
 set -euo pipefail
@@ -36,9 +39,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 
-ROWS=${BENCH_ROWS:-150000}
-UPDATES=$((ROWS / 5))
-DELETES=$((ROWS * 2 / 15))
+ROWS=${BENCH_ROWS:-1000000}
+UPDATES=${BENCH_UPDATES:-200000}
+DELETES=${BENCH_DELETES:-100000}
 BATCH=${BENCH_BATCH:-10000}
 RESULTS=${BENCH_RESULTS:-$here/results.md}
 bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
@@ -100,6 +103,18 @@ printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "b
 conninfo="host=$PGC_SOCK port=$PGC_PORT dbname=postgres user=postgres"
 
 rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
+# count_msgs TOPIC: messages written to TOPIC, the sum of its 6 partitions'
+# end offsets (offset of the last message + 1)
+count_msgs()
+{
+	local p n total=0
+
+	for p in 0 1 2 3 4 5; do
+		n=$(kcat -C -b "$B" -t "$1" -p "$p" -o -1 -e -q -f '%o\n' | tail -1)
+		total=$((total + ${n:--1} + 1))
+	done
+	echo "$total"
+}
 
 echo "bench: pg_dts Kafka sink (DTS Avro)"
 t0=$(date +%s.%N)
@@ -107,7 +122,7 @@ t0=$(date +%s.%N)
 	-S bench_dts --task "$work/task.json" --start -n -E "$end" 2>"$work/dts.log"
 t1=$(date +%s.%N)
 tail -1 "$work/dts.log"
-dts_msgs=$(kcat -C -b "$B" -t bench_dts -e -q -f 'x\n' | wc -l)
+dts_msgs=$(count_msgs bench_dts)
 
 printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_sp", "format": "shareplex_json", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task_sp.json"
 echo "bench: pg_dts Kafka sink (SharePlex JSON)"
@@ -116,7 +131,7 @@ t4=$(date +%s.%N)
 	-S bench_sp --task "$work/task_sp.json" --start -n -E "$end" 2>"$work/sp.log"
 t5=$(date +%s.%N)
 tail -1 "$work/sp.log"
-sp_msgs=$(kcat -C -b "$B" -t bench_sp -e -q -f 'x\n' | wc -l)
+sp_msgs=$(count_msgs bench_sp)
 
 echo "bench: pg_recvlogical -P wal2json | kcat -P"
 t2=$(date +%s.%N)
@@ -125,7 +140,7 @@ t2=$(date +%s.%N)
 	/usr/bin/time -v -o "$work/kcat.time" kcat -P -b "$B" -t bench_w2j -z lz4 \
 		-X queue.buffering.max.messages=1000000 2>"$work/kcat.log"
 t3=$(date +%s.%N)
-w2j_msgs=$(kcat -C -b "$B" -t bench_w2j -e -q -f 'x\n' | wc -l)
+w2j_msgs=$(count_msgs bench_w2j)
 
 python3 - "$RESULTS" "$CHANGES" "$t0" "$t1" "$t2" "$t3" "$dts_msgs" "$w2j_msgs" \
 	"$(rss_of "$work/dts.time")" "$(rss_of "$work/recv.time")" "$(rss_of "$work/kcat.time")" \
