@@ -78,6 +78,14 @@ typedef struct DtsChange
 	const DtsRelation *target;
 
 	/*
+	 * INSERT, UPDATE, DELETE: names the description of frame->rel (a
+	 * number per RELATION frame of the stream, never reused), so that a sink
+	 * may keep what it derives from frame->rel and target while it stays the
+	 * same; 0 when unknown (then derive it again).
+	 */
+	uint64_t	rel_gen;
+
+	/*
 	 * TRUNCATE: the relations of frame->relids, NULL where the stream did
 	 * not describe one (then only the relid is known).
 	 */

@@ -581,6 +581,9 @@ deliver_change(DtsSource *src, const DtsTxn *txn, const DtsFrame *f,
 		detect_heartbeat(src, f, &c);
 		c.target = src->router ? dts_router_target(src->router, f->rel) :
 			f->rel;
+		/* a replayed spool has relations of its own decoder: no number */
+		if (dec == &src->dec && f->rel != NULL)
+			c.rel_gen = relation_gen(src, f->rel->relid);
 	}
 	src->changes++;
 	return src->sink->ops->change(src->sink, txn, &c, err);

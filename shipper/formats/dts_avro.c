@@ -670,7 +670,7 @@ typedef struct RecordMarks
 static void
 put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		   DtsAvroOperation op, bool object, bool with_table, int ntags,
-		   DtsWriteBuf *out, RecordMarks *m)
+		   const DtsAvroRelCache *cache, DtsWriteBuf *out, RecordMarks *m)
 {
 	char		buf[32];
 	int			n;
@@ -693,6 +693,8 @@ put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 	/* objectName = db.schema.table, each part's dots escaped as \u002E */
 	if (!object)
 		put_long(out, U_NULL);
+	else if (cache)
+		dts_put_raw(out, cache->bytes.data, cache->object_end);
 	else
 	{
 		enc->tmp.len = 0;
@@ -806,11 +808,63 @@ put_image(DtsAvroEncoder *enc, DtsWriteBuf *out, const DtsFrame *ch,
 	return 0;
 }
 
+void
+dts_avro_rel_cache_init(DtsAvroRelCache *cache)
+{
+	cache->gen = 0;
+	dts_kfmt_buf_init(&cache->bytes);
+	cache->object_end = cache->tags_end = 0;
+}
+
+void
+dts_avro_rel_cache_free(DtsAvroRelCache *cache)
+{
+	dts_kfmt_buf_free(&cache->bytes);
+	cache->gen = 0;
+}
+
+/*
+ * Encodes into cache what every change record of rel under ctx's names
+ * writes alike, as put_header(), dts_avro_encode_change() and put_fields()
+ * would write it: objectName (db.schema.table), the tags pk_uk_info and
+ * metaVersion, and fields.
+ */
+static void
+fill_rel_cache(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
+			   const DtsRelation *rel, DtsAvroRelCache *cache)
+{
+	DtsWriteBuf *b = &cache->bytes;
+	char		buf[24];
+	int			n;
+
+	b->len = 0;
+	enc->tmp.len = 0;
+	dts_kfmt_object_name_part(&enc->tmp, ctx->database ? ctx->database : "");
+	dts_put_byte(&enc->tmp, '.');
+	dts_kfmt_object_name_part(&enc->tmp, ctx->schema ? ctx->schema : "");
+	dts_put_byte(&enc->tmp, '.');
+	dts_kfmt_object_name_part(&enc->tmp, ctx->table ? ctx->table : "");
+	put_long(b, U_VALUE);
+	put_bytes(b, enc->tmp.data, enc->tmp.len);
+	cache->object_end = b->len;
+
+	enc->tmp.len = 0;
+	dts_kfmt_pk_uk_info(&enc->tmp, rel);
+	TAG(b, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len);
+	n = fmt_u64(buf, dts_kfmt_meta_version(ctx, rel));
+	TAG(b, "metaVersion", buf, (size_t) n);
+	cache->tags_end = b->len;
+
+	put_fields(b, rel);
+	cache->gen = ctx->rel_gen;
+}
+
 int
 dts_avro_encode_change(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 					   const DtsFrame *change, DtsWriteBuf *out)
 {
 	DtsAvroOperation op;
+	DtsAvroRelCache *cache = NULL;
 	RecordMarks m;
 	char		buf[24];
 	int			n;
@@ -842,15 +896,32 @@ dts_avro_encode_change(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		return DTS_KFMT_ERROR;
 	}
 
-	put_header(enc, ctx, op, true, true, 3, out, &m);
-	enc->tmp.len = 0;
-	dts_kfmt_pk_uk_info(&enc->tmp, change->rel);
-	TAG(out, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len);
-	n = fmt_u64(buf, dts_kfmt_meta_version(ctx, change->rel));
-	TAG(out, "metaVersion", buf, (size_t) n);
+	if (ctx->avro_rel != NULL && ctx->rel_gen != 0)
+	{
+		cache = ctx->avro_rel;
+		if (cache->gen != ctx->rel_gen)
+			fill_rel_cache(enc, ctx, change->rel, cache);
+	}
+
+	put_header(enc, ctx, op, true, true, 3, cache, out, &m);
+	if (cache)
+		dts_put_raw(out, cache->bytes.data + cache->object_end,
+					cache->tags_end - cache->object_end);
+	else
+	{
+		enc->tmp.len = 0;
+		dts_kfmt_pk_uk_info(&enc->tmp, change->rel);
+		TAG(out, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len);
+		n = fmt_u64(buf, dts_kfmt_meta_version(ctx, change->rel));
+		TAG(out, "metaVersion", buf, (size_t) n);
+	}
 	close_tags(out, &m);
 
-	put_fields(out, change->rel);
+	if (cache)
+		dts_put_raw(out, cache->bytes.data + cache->tags_end,
+					cache->bytes.len - cache->tags_end);
+	else
+		put_fields(out, change->rel);
 	if (op == DTS_AVRO_OP_INSERT)
 		put_long(out, U_NULL);
 	else if (put_image(enc, out, change, true) != 0)
@@ -879,7 +950,7 @@ dts_avro_encode_ddl(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		snprintf(enc->error, sizeof(enc->error), "avro: encoder not initialised");
 		return DTS_KFMT_ERROR;
 	}
-	put_header(enc, ctx, DTS_AVRO_OP_DDL, true, with_table, 2, out, &m);
+	put_header(enc, ctx, DTS_AVRO_OP_DDL, true, with_table, 2, NULL, out, &m);
 	put_tag_i64(out, "commitTimestamp", sizeof("commitTimestamp") - 1,
 				dts_kfmt_unix_secs(ctx->commit_time_us));
 	close_tags(out, &m);
@@ -903,7 +974,7 @@ encode_bare(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		snprintf(enc->error, sizeof(enc->error), "avro: encoder not initialised");
 		return DTS_KFMT_ERROR;
 	}
-	put_header(enc, ctx, op, false, false, 1, out, &m);
+	put_header(enc, ctx, op, false, false, 1, NULL, out, &m);
 	close_tags(out, &m);
 	put_long(out, U_NULL);		/* fields */
 	put_long(out, U_NULL);		/* beforeImages */

@@ -86,6 +86,26 @@ typedef struct DtsAvroEncoder
 } DtsAvroEncoder;
 
 /*
+ * The part of a change record that depends only on the relation and its
+ * names (objectName, the tags pk_uk_info and metaVersion, fields), kept
+ * encoded between records of that relation: the caller keeps one per
+ * relation and points DtsRecordContext.avro_rel to it, with rel_gen naming
+ * the relation's description; dts_avro_encode_change() refills it when
+ * rel_gen differs from the one it was filled for.  Initialise with
+ * dts_avro_rel_cache_init(), release with dts_avro_rel_cache_free().
+ */
+typedef struct DtsAvroRelCache
+{
+	uint64_t	gen;			/* rel_gen it holds; 0 = empty */
+	DtsWriteBuf bytes;			/* objectName | the two tags | fields */
+	size_t		object_end;
+	size_t		tags_end;
+} DtsAvroRelCache;
+
+extern void dts_avro_rel_cache_init(DtsAvroRelCache *cache);
+extern void dts_avro_rel_cache_free(DtsAvroRelCache *cache);
+
+/*
  * Prepares the encoder.  Returns 0, or -1 with enc->error set.  Call
  * dts_avro_free() in both cases.
  */

@@ -58,6 +58,15 @@ typedef struct DtsRecordContext
 	int64_t		userid;			/* SharePlex meta.userid: the role OID of
 								 * the transaction when known, else 0 */
 	const char *charset;		/* Character.charset; NULL = "utf8" */
+
+	/*
+	 * Avro: what the records of one relation write alike, cached by the
+	 * caller (dts_avro.h, DtsAvroRelCache), valid while rel_gen is the
+	 * same.  rel_gen must change whenever the relation's description or its
+	 * names at the sink may have; 0 (or avro_rel NULL) = do not cache.
+	 */
+	struct DtsAvroRelCache *avro_rel;
+	uint64_t	rel_gen;
 } DtsRecordContext;
 
 /* Zeroes a context (all fields unset, change_lsn follows commit_lsn). */

@@ -87,6 +87,7 @@ typedef struct KafkaRel
 	char	   *table;
 	char	   *key_prefix;		/* "<database>.<schema>.<table>" */
 	size_t		key_prefix_len;
+	DtsAvroRelCache avro;		/* DTS Avro: the relation's fixed part */
 	int			topic;			/* index into topics */
 	int			ddl_col;		/* dts_ddl_command.ddl_text, else -1 */
 } KafkaRel;
@@ -782,6 +783,7 @@ rel_free_names(KafkaRel *r)
 	free(r->schema);
 	free(r->table);
 	free(r->key_prefix);
+	dts_avro_rel_cache_free(&r->avro);
 }
 
 /* The topic of a (mapped) table */
@@ -867,6 +869,7 @@ fill:
 	r->relid = rel->relid;
 	r->src_schema = dts_strdup(rel->schema);
 	r->src_table = dts_strdup(rel->table);
+	dts_avro_rel_cache_init(&r->avro);
 	if (target != NULL)
 	{
 		r->schema = dts_strdup(target->schema);
@@ -1263,6 +1266,8 @@ produce_row(KafkaSink *ks, const DtsChange *c, DtsError *err)
 		f = &mapped;
 	}
 	fill_context(ks, &ctx, r->schema, r->table);
+	ctx.avro_rel = &r->avro;
+	ctx.rel_gen = c->rel_gen;
 	rc = encode_change(ks, &ctx, f, &why);
 	if (rc == DTS_KFMT_SKIP)
 		return 0;
