@@ -216,6 +216,18 @@ fmt_lsn(char *buf, uint64_t lsn)
 	return n;
 }
 
+/* An LSN as a string: a transaction's records repeat the same ones */
+static void
+put_lsn(DtsAvroEncoder *enc, DtsWriteBuf *b, uint64_t lsn)
+{
+	if (enc->lsn_len == 0 || enc->lsn != lsn)
+	{
+		enc->lsn_len = fmt_lsn(enc->lsn_text, lsn);
+		enc->lsn = lsn;
+	}
+	put_bytes(b, enc->lsn_text, (size_t) enc->lsn_len);
+}
+
 static void
 put_tag_i64(DtsWriteBuf *b, const char *key, size_t keylen, int64_t value)
 {
@@ -679,10 +691,9 @@ put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 	put_long(out, DTS_AVRO_RECORD_VERSION);
 	put_long(out, ctx->record_id);
 	put_long(out, dts_kfmt_unix_secs(ctx->commit_time_us));
-	n = fmt_lsn(buf, ctx->change_lsn ? ctx->change_lsn : ctx->commit_lsn);
-	put_bytes(out, buf, (size_t) n);	/* sourcePosition */
-	n = fmt_lsn(buf, ctx->commit_lsn);
-	put_bytes(out, buf, (size_t) n);	/* safeSourcePosition */
+	/* sourcePosition, safeSourcePosition */
+	put_lsn(enc, out, ctx->change_lsn ? ctx->change_lsn : ctx->commit_lsn);
+	put_lsn(enc, out, ctx->commit_lsn);
 	n = fmt_u64(buf, ctx->xid);
 	put_bytes(out, buf, (size_t) n);	/* sourceTxid */
 	/* source: Source{sourceType, version} */

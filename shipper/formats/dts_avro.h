@@ -79,6 +79,9 @@ typedef struct DtsAvroEncoder
 	char	   *scratch;		/* decoded bytea */
 	size_t		scratch_cap;
 	DtsWriteBuf tmp;			/* pk_uk_info, objectName, padding moves */
+	uint64_t	lsn;			/* the last LSN written as text ... */
+	char		lsn_text[24];	/* ... this, lsn_len bytes (0 = none yet) */
+	int			lsn_len;
 	size_t		min_size;		/* records of at most this many bytes are
 								 * padded (DTS_AVRO_MIN_RECORD_SIZE; tests
 								 * raise it) */

@@ -88,6 +88,8 @@ typedef struct KafkaRel
 	char	   *key_prefix;		/* "<database>.<schema>.<table>" */
 	size_t		key_prefix_len;
 	DtsAvroRelCache avro;		/* DTS Avro: the relation's fixed part */
+	uint64_t	seen_gen;		/* DtsChange.rel_gen last found under */
+	const DtsRelation *seen_target;
 	int			topic;			/* index into topics */
 	int			ddl_col;		/* dts_ddl_command.ddl_text, else -1 */
 } KafkaRel;
@@ -818,7 +820,7 @@ table_topic(KafkaSink *ks, const char *src_schema, const char *src_table,
  */
 static KafkaRel *
 rel_lookup(KafkaSink *ks, const DtsRelation *rel, const DtsRelation *target,
-		   DtsError *err)
+		   uint64_t gen, DtsError *err)
 {
 	uint32_t	mask;
 	uint32_t	i;
@@ -854,6 +856,9 @@ rel_lookup(KafkaSink *ks, const DtsRelation *rel, const DtsRelation *target,
 		r = &ks->rels[i];
 		if (r->relid != rel->relid)
 			continue;
+		/* the same description as last time: the same names */
+		if (gen != 0 && r->seen_gen == gen && r->seen_target == target)
+			return r;
 		if (strcmp(r->src_schema, rel->schema) == 0 &&
 			strcmp(r->src_table, rel->table) == 0 &&
 			(target == NULL || (strcmp(r->schema, target->schema) == 0 &&
@@ -922,6 +927,8 @@ found:
 	/* a mapping may have changed the relation under the same names */
 	if (r->ddl_col >= rel->ncols)
 		r->ddl_col = -1;
+	r->seen_gen = gen;
+	r->seen_target = target;
 	return r;
 }
 
@@ -1187,7 +1194,7 @@ produce_truncate(KafkaSink *ks, const DtsChange *c, DtsError *err)
 
 		if (rel == NULL)
 			continue;			/* never described: nothing to name */
-		r = rel_lookup(ks, rel, NULL, err);
+		r = rel_lookup(ks, rel, NULL, 0, err);
 		if (r == NULL)
 			return -1;
 		ks->seq_in_txn++;
@@ -1246,7 +1253,7 @@ static int
 produce_row(KafkaSink *ks, const DtsChange *c, DtsError *err)
 {
 	const DtsFrame *src = c->frame;
-	KafkaRel   *r = rel_lookup(ks, src->rel, c->target, err);
+	KafkaRel   *r = rel_lookup(ks, src->rel, c->target, c->rel_gen, err);
 	DtsFrame	mapped;
 	const DtsFrame *f = src;
 	DtsRecordContext ctx;
