@@ -1066,11 +1066,13 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 static int64_t
 coarse_now_ms(void)
 {
+#ifdef CLOCK_REALTIME_COARSE
 	struct timespec ts;
 
-	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
-		return dts_now_us() / 1000;
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0)
+		return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#endif
+	return dts_now_us() / 1000;
 }
 
 static void
