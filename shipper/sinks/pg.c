@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -64,12 +65,15 @@
 #define PIPELINE_WINDOW		1000	/* results outstanding, at most */
 #define COPY_MIN_ROWS		64		/* a run of inserts this long: COPY */
 #define COPY_MAX_ROWS		50000	/* longest run sent as one COPY */
+#define RUN_HOLD_MAX		10000	/* entries held while the destination
+									 * is busy, at most */
 #define SET_MIN_ROWS		64		/* a run of updates or deletes this long:
 									 * staged by COPY, applied set-based */
-#define COPY_CHUNK			(256 * 1024)
+#define COPY_CHUNK			(64 * 1024)	/* COPY data sent at a time */
 #define ARENA_BLOCK			(1024 * 1024)
 #define BATCH_MAX_BYTES		((size_t) 64 * 1024 * 1024)	/* kept changes */
 #define REL_BUCKETS			256
+#define SEND_BUFFER_BYTES	(4 * 1024 * 1024)	/* SO_SNDBUF to the destination */
 
 #define DEFAULT_BATCH_TXNS		1000
 #define DEFAULT_BATCH_ROWS		20000
@@ -251,7 +255,8 @@ typedef struct Pending
 	PendKind	kind;
 	int		   *state;			/* PREPARE: the statement's; FINAL: 1/-1;
 								 * SETOP: the stage's */
-	PgChange   *chg;			/* CHANGE; SETOP: the run's first */
+	PgChange   *chg;			/* CHANGE */
+	char		chg_kind;		/* CHANGE, SETOP: DTS_FRAME_* */
 	long		expect;			/* SETOP: rows of the run */
 } Pending;
 
@@ -333,19 +338,27 @@ typedef struct PgSink
 
 	/*
 	 * A run of inserts into one table, or of updates (same SET columns, key
-	 * unchanged) or deletes of one table, not sent yet: COPY if long, for
-	 * updates and deletes into a stage applied in one statement.  The keys
-	 * of an update or delete run are distinct (run_htab: run index + 1).
+	 * unchanged) or deletes of one table: held until it is long enough for
+	 * a COPY, then streamed into the COPY as it grows; for updates and
+	 * deletes into a stage applied in one statement at its end.  The keys
+	 * of an update or delete run are distinct (run_htab: their hashes).
 	 */
 	PgRel	   *run_rel;
 	char		run_kind;		/* DTS_FRAME_INSERT, _UPDATE, _DELETE */
 	UpdateStmt *run_upd;		/* update runs: the SET columns */
-	PgChange  **run;
+	PgChange  **run;			/* entries held (before the COPY) */
 	int			run_len;
 	int			run_cap;
-	int		   *run_slot;		/* entry i's slot in run_htab */
-	int		   *run_htab;
+	long		run_count;		/* entries of the run, held or sent */
+	bool		copying;		/* the run's COPY is open: no pipeline */
+	int		   *copy_cols;		/* columns of the COPY (source numbers) */
+	int			copy_ncols;
+	int			copy_cols_cap;
+	Buf			copybuf;		/* COPY data not sent yet */
+	uint64_t   *run_htab;		/* key hashes, 0 = free */
 	int			run_hcap;		/* power of 2, or 0 */
+	int		   *run_slot;		/* slots taken in run_htab */
+	int			run_nslots;
 
 	/* stages created in the open destination transaction */
 	uint64_t	dest_gen;		/* counts destination transactions */
@@ -361,6 +374,7 @@ typedef struct PgSink
 } PgSink;
 
 static int	commit_batch(PgSink *ps, DtsError *err);
+static void copy_abort(PgSink *ps);
 static int	send_change(PgSink *ps, PgChange *chg, DtsError *err);
 
 /* ----------------------------------------------------------------
@@ -644,11 +658,12 @@ stages_settle(PgSink *ps, bool committed)
 static void
 run_clear(PgSink *ps)
 {
-	if (ps->run_hcap > 0)
-		for (int i = 0; i < ps->run_len; i++)
-			if (ps->run_slot[i] >= 0)
-				ps->run_htab[ps->run_slot[i]] = 0;
+	copy_abort(ps);
+	for (int i = 0; i < ps->run_nslots; i++)
+		ps->run_htab[ps->run_slot[i]] = 0;
+	ps->run_nslots = 0;
 	ps->run_len = 0;
+	ps->run_count = 0;
 	ps->run_rel = NULL;
 	ps->run_kind = 0;
 	ps->run_upd = NULL;
@@ -910,6 +925,7 @@ pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
 	ps->pend[at].kind = kind;
 	ps->pend[at].state = state;
 	ps->pend[at].chg = chg;
+	ps->pend[at].chg_kind = chg ? chg->kind : 0;
 	ps->pend[at].expect = 0;
 	ps->pend_count++;
 	return &ps->pend[at];
@@ -952,12 +968,12 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 			if (st == PGRES_PIPELINE_ABORTED)
 				break;
 			if (!ok)
-				set_anomaly(ps, "%s failed: %s", kind_word(p->chg->kind),
+				set_anomaly(ps, "%s failed: %s", kind_word(p->chg_kind),
 							result_message(ps, res, msg, sizeof(msg)));
-			else if ((p->chg->kind == DTS_FRAME_UPDATE ||
-					  p->chg->kind == DTS_FRAME_DELETE) &&
+			else if ((p->chg_kind == DTS_FRAME_UPDATE ||
+					  p->chg_kind == DTS_FRAME_DELETE) &&
 					 strcmp(PQcmdTuples(res), "1") != 0)
-				set_anomaly(ps, "%s hit %s rows", kind_word(p->chg->kind),
+				set_anomaly(ps, "%s hit %s rows", kind_word(p->chg_kind),
 							PQcmdTuples(res));
 			break;
 		case PEND_SETOP:
@@ -967,14 +983,14 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 			{
 				*p->state = STMT_NONE;	/* made again next time */
 				set_anomaly(ps, "%s of a run of %ld rows failed: %s",
-							kind_word(p->chg->kind), p->expect,
+							kind_word(p->chg_kind), p->expect,
 							result_message(ps, res, msg, sizeof(msg)));
 			}
 			else if (PQntuples(res) != 1 ||
 					 strtol(PQgetvalue(res, 0, 0), NULL, 10) != p->expect ||
 					 strtol(PQgetvalue(res, 0, 1), NULL, 10) != p->expect)
 				set_anomaly(ps, "%s of a run of %ld rows hit %s rows with %s of the keys",
-							kind_word(p->chg->kind), p->expect,
+							kind_word(p->chg_kind), p->expect,
 							PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?",
 							PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "?");
 			break;
@@ -1045,6 +1061,32 @@ pend_read_one(PgSink *ps, DtsError *err)
 							 PQerrorMessage(ps->conn));
 	}
 	return 0;
+}
+
+/*
+ * Reads the results that have arrived, without waiting; true if some are
+ * still owed (*rc = -1 and err set if the connection failed).
+ */
+static bool
+pend_busy(PgSink *ps, int *rc, DtsError *err)
+{
+	*rc = 0;
+	if (ps->pend_count == 0)
+		return false;
+	if (PQflush(ps->conn) < 0 || !PQconsumeInput(ps->conn))
+	{
+		*rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							"lost the connection to the destination: %s",
+							PQerrorMessage(ps->conn));
+		return false;
+	}
+	while (ps->pend_count > 0 && !PQisBusy(ps->conn))
+		if (pend_read_one(ps, err) != 0)
+		{
+			*rc = -1;
+			return false;
+		}
+	return ps->pend_count > 0;
 }
 
 /* Reads results until at most "keep" are outstanding. */
@@ -1219,6 +1261,19 @@ connect_dest(PgSink *ps, DtsError *err)
 		free(shown);
 		disconnect(ps);
 		return -1;
+	}
+	/*
+	 * A deep send buffer: the destination has a whole source transaction
+	 * or more to apply while the source's walsender reads the WAL of the
+	 * next one (it sends nothing of a transaction before its commit), and
+	 * the shipper, not blocked, reads on.  The kernel caps the size
+	 * (net.core.wmem_max); failing is harmless.
+	 */
+	{
+		int			size = SEND_BUFFER_BYTES;
+
+		(void) setsockopt(PQsocket(ps->conn), SOL_SOCKET, SO_SNDBUF, &size,
+						  sizeof(size));
 	}
 	if (exec_ok(ps, "SET client_min_messages = warning", 0, NULL,
 				"set client_min_messages", err) != 0 ||
@@ -1714,128 +1769,9 @@ run_tuple(const PgChange *chg)
 	return chg->kind == DTS_FRAME_DELETE ? where_tuple(chg) : chg->newv;
 }
 
-/*
- * Sends the run as one COPY (FORMAT binary) of the columns cols[] (source
- * column numbers) of each entry's run_tuple(), with copy_sql, outside
- * pipeline mode.  A COPY that fails or stores another number of rows
- * marks the batch.
- */
-static int
-copy_rows(PgSink *ps, const char *copy_sql, const int *cols, int ncols,
-		  DtsError *err)
-{
-	PgRel	   *rel = ps->run_rel;
-	Buf		   *b = &ps->sql;
-	PGresult   *res;
-	char		msg[400];
-	bool		sent_ok = true;
-	static const char header[] = "PGCOPY\n\377\r\n";
-
-	res = PQexec(ps->conn, copy_sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-	{
-		set_anomaly(ps, "COPY failed: %s",
-					result_message(ps, res, msg, sizeof(msg)));
-		PQclear(res);
-		return 0;
-	}
-	PQclear(res);
-
-	buf_reset(b);
-	buf_reserve(b, 19);
-	memcpy(b->data, header, 11);
-	memset(b->data + 11, 0, 8); /* flags, header extension length */
-	b->len = 19;
-	for (int r = 0; r < ps->run_len && sent_ok; r++)
-	{
-		PgVal	   *vals = run_tuple(ps->run[r]);
-
-		buf_reserve(b, 2);
-		b->data[b->len++] = (char) (ncols >> 8);
-		b->data[b->len++] = (char) ncols;
-		for (int c = 0; c < ncols; c++)
-		{
-			int			i = cols[c];
-			PgVal	   *v = &vals[i];
-
-			if (v->status != DTS_VALUE_PRESENT)
-			{
-				put_be32(b, UINT32_MAX);	/* -1: NULL */
-				continue;
-			}
-			patch_value(&rel->cols[i], v);
-			put_be32(b, (uint32_t) v->len);
-			buf_reserve(b, (size_t) v->len);
-			memcpy(b->data + b->len, v->data, (size_t) v->len);
-			b->len += (size_t) v->len;
-		}
-		if (b->len >= COPY_CHUNK)
-		{
-			sent_ok = PQputCopyData(ps->conn, b->data, (int) b->len) == 1;
-			b->len = 0;
-		}
-	}
-	buf_reserve(b, 2);
-	b->data[b->len++] = (char) 0xFF;	/* trailer: -1 */
-	b->data[b->len++] = (char) 0xFF;
-	if (!sent_ok || PQputCopyData(ps->conn, b->data, (int) b->len) != 1 ||
-		PQputCopyEnd(ps->conn, NULL) != 1)
-		return dts_error_set(err, DTS_ERROR_CONNECT,
-							 "could not send to the destination: %s",
-							 PQerrorMessage(ps->conn));
-	while ((res = PQgetResult(ps->conn)) != NULL)
-	{
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			set_anomaly(ps, "COPY failed: %s",
-						result_message(ps, res, msg, sizeof(msg)));
-		else if (strtol(PQcmdTuples(res), NULL, 10) != ps->run_len)
-			set_anomaly(ps, "COPY stored %s of %d rows", PQcmdTuples(res),
-						ps->run_len);
-		PQclear(res);
-	}
-	if (PQstatus(ps->conn) != CONNECTION_OK)
-		return dts_error_set(err, DTS_ERROR_CONNECT,
-							 "lost the connection to the destination: %s",
-							 PQerrorMessage(ps->conn));
-	return 0;
-}
-
-/*
- * Sends the run of inserts as one COPY ... FROM STDIN (FORMAT binary)
- * into the table.
- */
-static int
-copy_run(PgSink *ps, DtsError *err)
-{
-	PgRel	   *rel = ps->run_rel;
-	Buf			sql = {0};
-	int		   *cols;
-	bool		paused;
-	int			rc;
-
-	if (pipeline_pause(ps, &paused, err) != 0)
-		return -1;
-	if (!paused)
-		return 0;
-	buf_reset(&sql);
-	buf_add(&sql, "COPY ");
-	buf_add(&sql, rel->qname);
-	buf_add(&sql, " (");
-	cols = dts_realloc(NULL, sizeof(int) * (rel->ncols + 1));
-	for (int i = 0; i < rel->ncols; i++)
-	{
-		buf_add(&sql, i > 0 ? ", " : "");
-		buf_ident(&sql, rel->cols[i].dst_name);
-		cols[i] = i;
-	}
-	buf_add(&sql, ") FROM STDIN (FORMAT binary)");
-	rc = copy_rows(ps, sql.data, cols, rel->ncols, err);
-	free(cols);
-	free(sql.data);
-	if (rc != 0)
-		return -1;
-	return pipeline_resume(ps, err);
-}
+#define SET_JOIN_SQL \
+	"SELECT set_config('enable_hashjoin', 'off', true), " \
+	"set_config('enable_mergejoin', 'off', true)"
 
 /*
  * The columns of an update or delete run's stage, into cols[]: the key
@@ -1856,75 +1792,104 @@ stage_columns(const PgSink *ps, int *cols)
 	return n;
 }
 
-#define SET_JOIN_SQL \
-	"SELECT set_config('enable_hashjoin', 'off', true), " \
-	"set_config('enable_mergejoin', 'off', true)"
+/* The stage an update or delete run is copied into */
+static Stage *
+run_stage(PgSink *ps)
+{
+	return ps->run_kind == DTS_FRAME_UPDATE ? &ps->run_upd->stage :
+		&ps->run_rel->del_stage;
+}
+
+/* Sends the COPY data gathered so far. */
+static int
+copy_send(PgSink *ps, DtsError *err)
+{
+	if (ps->copybuf.len > 0 &&
+		PQputCopyData(ps->conn, ps->copybuf.data, (int) ps->copybuf.len) != 1)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	ps->copybuf.len = 0;
+	return 0;
+}
 
 /*
- * Sends a run of updates or deletes set-based: COPY into the stage (made
- * first if needed, emptied if used already in this transaction), then,
- * back in the pipeline, one UPDATE ... FROM or DELETE ... USING the stage
- * that must hit exactly one row for each staged row (PEND_SETOP checks:
- * as many rows changed as staged, each staged row matched), else the
- * batch is marked and replayed carefully as after any per-row surprise.
- * The keys of a run are distinct, so the result is the sequential one.
+ * Appends one run entry to the open COPY (FORMAT binary): the columns
+ * copy_cols[] of its run_tuple().  The data goes out in chunks, so the
+ * destination stores rows while the shipper decodes the next ones.
  */
 static int
-set_run(PgSink *ps, DtsError *err)
+copy_put_row(PgSink *ps, PgChange *chg, DtsError *err)
+{
+	PgRel	   *rel = chg->rel;
+	Buf		   *b = &ps->copybuf;
+	PgVal	   *vals = run_tuple(chg);
+	int			ncols = ps->copy_ncols;
+
+	buf_reserve(b, 2);
+	b->data[b->len++] = (char) (ncols >> 8);
+	b->data[b->len++] = (char) ncols;
+	for (int c = 0; c < ncols; c++)
+	{
+		int			i = ps->copy_cols[c];
+		PgVal	   *v = &vals[i];
+
+		if (v->status != DTS_VALUE_PRESENT)
+		{
+			put_be32(b, UINT32_MAX);	/* -1: NULL */
+			continue;
+		}
+		patch_value(&rel->cols[i], v);
+		put_be32(b, (uint32_t) v->len);
+		buf_reserve(b, (size_t) v->len);
+		memcpy(b->data + b->len, v->data, (size_t) v->len);
+		b->len += (size_t) v->len;
+	}
+	return b->len >= COPY_CHUNK ? copy_send(ps, err) : 0;
+}
+
+/*
+ * Makes the stage of an update or delete run ready for a COPY: created
+ * once per session (from the table's columns, so with the destination's
+ * types), emptied if used already in this destination transaction.
+ * False (the batch marked) if that failed.
+ */
+static bool
+stage_ready(PgSink *ps, Stage *st, const char *stq)
 {
 	PgRel	   *rel = ps->run_rel;
-	bool		upd = ps->run_kind == DTS_FRAME_UPDATE;
-	Stage	   *st = upd ? &ps->run_upd->stage : &rel->del_stage;
 	Buf			sql = {0};
-	Buf			stq = {0};
-	int		   *cols;
-	int			ncols;
-	int			rc = 0;
-	bool		paused;
 	PGresult   *res;
 	char		msg[400];
-	Pending    *pend;
+	bool		ok = true;
 
-	if (pipeline_pause(ps, &paused, err) != 0)
-		return -1;
-	if (!paused)
-		return 0;
-	cols = dts_realloc(NULL, sizeof(int) * (rel->ncols + rel->nmatch + 1));
-	ncols = stage_columns(ps, cols);
-	buf_reset(&stq);
-	buf_add(&stq, "pg_temp.");
-	buf_ident(&stq, st->name);
-
-	/* the stage: made once per session, emptied before a second use */
 	buf_reset(&sql);
 	if (st->state == STMT_NONE)
 	{
-		buf_printf(&sql, "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE ", stq.data);
+		buf_printf(&sql, "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE ", stq);
 		buf_ident(&sql, st->name);
 		buf_add(&sql, " ON COMMIT DELETE ROWS AS SELECT ");
-		for (int c = 0; c < ncols; c++)
+		for (int c = 0; c < ps->copy_ncols; c++)
 		{
 			buf_add(&sql, c > 0 ? ", " : "");
-			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_ident(&sql, rel->cols[ps->copy_cols[c]].dst_name);
 		}
 		buf_printf(&sql, " FROM %s WITH NO DATA", rel->qname);
 	}
 	else if (st->filled_gen == ps->dest_gen)
-		buf_printf(&sql, "TRUNCATE %s", stq.data);
+		buf_printf(&sql, "TRUNCATE %s", stq);
 	if (sql.len > 0)
 	{
 		res = PQexec(ps->conn, sql.data);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
-			set_anomaly(ps, "could not prepare the stage of a run of %d %ss: %s",
-						ps->run_len, kind_word(ps->run_kind),
+			set_anomaly(ps, "could not prepare the stage of a run of %ss: %s",
+						kind_word(ps->run_kind),
 						result_message(ps, res, msg, sizeof(msg)));
 			st->state = STMT_NONE;
-			PQclear(res);
-			goto resume;
+			ok = false;
 		}
-		PQclear(res);
-		if (st->state == STMT_NONE)
+		else if (st->state == STMT_NONE)
 		{
 			st->state = STMT_SENT;	/* exists once this transaction commits */
 			if (ps->nstage_new == ps->stage_new_cap)
@@ -1935,43 +1900,177 @@ set_run(PgSink *ps, DtsError *err)
 			}
 			ps->stage_new[ps->nstage_new++] = st;
 		}
+		PQclear(res);
 	}
 	st->filled_gen = ps->dest_gen;
+	free(sql.data);
+	return ok;
+}
 
-	buf_reset(&sql);
-	buf_printf(&sql, "COPY %s FROM STDIN (FORMAT binary)", stq.data);
-	if (copy_rows(ps, sql.data, cols, ncols, err) != 0)
+/*
+ * The run has become long enough: leaves pipeline mode and opens its
+ * COPY ... FROM STDIN (FORMAT binary), into the table (inserts) or into
+ * the run's stage (updates, deletes), and sends the entries held so far.
+ * From now on each new entry of the run goes straight into the COPY.  If
+ * the COPY cannot begin, the batch is marked (and the run dropped).
+ */
+static int
+copy_start(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	Buf			sql = {0};
+	Buf			stq = {0};
+	PGresult   *res;
+	char		msg[400];
+	bool		paused;
+	int			rc = 0;
+	static const char header[] = "PGCOPY\n\377\r\n";
+
+	if (pipeline_pause(ps, &paused, err) != 0)
+		return -1;
+	if (!paused)
 	{
-		rc = -1;
-		goto done;
+		run_clear(ps);			/* the batch is marked: replayed anyway */
+		return 0;
 	}
-	if (ps->anomaly)
+	if (ps->copy_cols_cap < rel->ncols + rel->nmatch + 1)
 	{
-		st->state = STMT_NONE;
+		ps->copy_cols_cap = rel->ncols + rel->nmatch + 1;
+		ps->copy_cols = dts_realloc(ps->copy_cols,
+									sizeof(int) * ps->copy_cols_cap);
+	}
+	buf_reset(&sql);
+	if (ps->run_kind == DTS_FRAME_INSERT)
+	{
+		ps->copy_ncols = rel->ncols;
+		buf_printf(&sql, "COPY %s (", rel->qname);
+		for (int i = 0; i < rel->ncols; i++)
+		{
+			buf_add(&sql, i > 0 ? ", " : "");
+			buf_ident(&sql, rel->cols[i].dst_name);
+			ps->copy_cols[i] = i;
+		}
+		buf_add(&sql, ") FROM STDIN (FORMAT binary)");
+	}
+	else
+	{
+		Stage	   *st = run_stage(ps);
+
+		ps->copy_ncols = stage_columns(ps, ps->copy_cols);
+		buf_reset(&stq);
+		buf_add(&stq, "pg_temp.");
+		buf_ident(&stq, st->name);
+		if (!stage_ready(ps, st, stq.data))
+			goto resume;
+		buf_printf(&sql, "COPY %s FROM STDIN (FORMAT binary)", stq.data);
+	}
+	res = PQexec(ps->conn, sql.data);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		set_anomaly(ps, "COPY failed: %s",
+					result_message(ps, res, msg, sizeof(msg)));
+		if (ps->run_kind != DTS_FRAME_INSERT)
+			run_stage(ps)->state = STMT_NONE;
+		PQclear(res);
 		goto resume;
 	}
+	PQclear(res);
+	ps->copying = true;
+	buf_reserve(&ps->copybuf, 19);
+	memcpy(ps->copybuf.data, header, 11);
+	memset(ps->copybuf.data + 11, 0, 8);	/* flags, header extension */
+	ps->copybuf.len = 19;
+	for (int r = 0; r < ps->run_len && rc == 0; r++)
+		rc = copy_put_row(ps, ps->run[r], err);
+	ps->run_len = 0;
+	free(sql.data);
+	free(stq.data);
+	return rc;
 
-	/* the statement, for the pipeline */
+resume:
+	free(sql.data);
+	free(stq.data);
+	run_clear(ps);
+	return pipeline_resume(ps, err);
+}
+
+/*
+ * Ends the run's COPY (it must have stored every row of the run, else the
+ * batch is marked) and goes back to pipeline mode.  An update or delete
+ * run is then applied from its stage by one statement in the pipeline, an
+ * UPDATE ... FROM or DELETE ... USING that must hit exactly one row for
+ * each staged row (PEND_SETOP checks: as many rows changed as staged,
+ * each staged row matched), else the batch is marked and replayed
+ * carefully as after any per-row surprise.  The keys of a run are
+ * distinct, so the result is the sequential one.
+ */
+static int
+copy_finish(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	bool		upd = ps->run_kind == DTS_FRAME_UPDATE;
+	PGresult   *res;
+	char		msg[400];
+	Buf			sql = {0};
+	Pending    *pend;
+	int			rc = 0;
+
+	ps->copying = false;
+	buf_reserve(&ps->copybuf, 2);
+	ps->copybuf.data[ps->copybuf.len++] = (char) 0xFF;	/* trailer: -1 */
+	ps->copybuf.data[ps->copybuf.len++] = (char) 0xFF;
+	if (copy_send(ps, err) != 0 || PQputCopyEnd(ps->conn, NULL) != 1)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	while ((res = PQgetResult(ps->conn)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			set_anomaly(ps, "COPY of a run of %ld %ss failed: %s",
+						ps->run_count, kind_word(ps->run_kind),
+						result_message(ps, res, msg, sizeof(msg)));
+		else if (strtol(PQcmdTuples(res), NULL, 10) != ps->run_count)
+			set_anomaly(ps, "COPY stored %s of %ld rows", PQcmdTuples(res),
+						ps->run_count);
+		PQclear(res);
+	}
+	if (PQstatus(ps->conn) != CONNECTION_OK)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "lost the connection to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	if (pipeline_resume(ps, err) != 0)
+		return -1;
+	if (ps->run_kind == DTS_FRAME_INSERT)
+		return 0;
+	if (ps->anomaly)
+	{
+		run_stage(ps)->state = STMT_NONE;
+		return 0;
+	}
+
 	buf_reset(&sql);
 	buf_add(&sql, "WITH dts_run AS (");
 	if (upd)
 	{
 		buf_printf(&sql, "UPDATE %s AS dts_d SET ", rel->qname);
-		for (int c = rel->nmatch; c < ncols; c++)
+		for (int c = rel->nmatch; c < ps->copy_ncols; c++)
 		{
+			const char *name = rel->cols[ps->copy_cols[c]].dst_name;
+
 			buf_add(&sql, c > rel->nmatch ? ", " : "");
-			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_ident(&sql, name);
 			buf_add(&sql, " = dts_s.");
-			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_ident(&sql, name);
 		}
-		buf_printf(&sql, " FROM %s AS dts_s WHERE ", stq.data);
+		buf_add(&sql, " FROM pg_temp.");
 	}
 	else
-		buf_printf(&sql, "DELETE FROM %s AS dts_d USING %s AS dts_s WHERE ",
-				   rel->qname, stq.data);
+		buf_printf(&sql, "DELETE FROM %s AS dts_d USING pg_temp.", rel->qname);
+	buf_ident(&sql, run_stage(ps)->name);
+	buf_add(&sql, " AS dts_s WHERE ");
 	for (int k = 0; k < rel->nmatch; k++)
 	{
-		const char *name = rel->cols[cols[k]].dst_name;
+		const char *name = rel->cols[ps->copy_cols[k]].dst_name;
 
 		buf_add(&sql, k > 0 ? " AND dts_d." : "dts_d.");
 		buf_ident(&sql, name);
@@ -1981,60 +2080,68 @@ set_run(PgSink *ps, DtsError *err)
 	buf_add(&sql, " RETURNING dts_s.ctid AS dts_row) "
 			"SELECT count(*), count(DISTINCT dts_row) FROM dts_run");
 
-resume:
-	if (pipeline_resume(ps, err) != 0)
-	{
+	/*
+	 * One index probe per staged row, as the per-row statements and native
+	 * replication do: a hash or merge join would read the whole table (the
+	 * planner knows nothing of the stage).
+	 */
+	if (pipe_send(ps, SET_JOIN_SQL, NULL, PEND_OTHER, NULL, NULL, err) != 0)
 		rc = -1;
-		goto done;
-	}
-	if (!ps->anomaly)
+	else if (!PQsendQueryParams(ps->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0))
+		rc = dts_error_set(err, DTS_ERROR_CONNECT,
+						   "could not send to the destination: %s",
+						   PQerrorMessage(ps->conn));
+	else
 	{
-		/*
-		 * One index probe per staged row, as the per-row statements and
-		 * native replication do: a hash or merge join would read the
-		 * whole table (the planner knows nothing of the stage).
-		 */
-		if (pipe_send(ps, SET_JOIN_SQL, NULL, PEND_OTHER, NULL, NULL, err) != 0)
-		{
-			rc = -1;
-			goto done;
-		}
-		if (!PQsendQueryParams(ps->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0))
-		{
-			rc = dts_error_set(err, DTS_ERROR_CONNECT,
-							   "could not send to the destination: %s",
-							   PQerrorMessage(ps->conn));
-			goto done;
-		}
-		pend = pend_push(ps, PEND_SETOP, &st->state, ps->run[0]);
-		pend->expect = ps->run_len;
+		pend = pend_push(ps, PEND_SETOP, &run_stage(ps)->state, NULL);
+		pend->chg_kind = ps->run_kind;
+		pend->expect = ps->run_count;
 		if (pipe_send(ps, "RESET enable_hashjoin", NULL, PEND_OTHER, NULL,
 					  NULL, err) != 0 ||
 			pipe_send(ps, "RESET enable_mergejoin", NULL, PEND_OTHER, NULL,
 					  NULL, err) != 0)
 			rc = -1;
+		/* its results as soon as they are ready (see pend_busy()) */
+		else if (PQsendFlushRequest(ps->conn) != 1 || PQflush(ps->conn) != 0)
+			rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							   "could not send to the destination: %s",
+							   PQerrorMessage(ps->conn));
 	}
-done:
-	free(cols);
 	free(sql.data);
-	free(stq.data);
 	return rc;
 }
 
-/* Sends the run: COPY (set-based) if long enough, else one by one. */
+/*
+ * The run's COPY is given up (the destination transaction is rolled back
+ * next): best effort, the connection may be gone.
+ */
+static void
+copy_abort(PgSink *ps)
+{
+	PGresult   *res;
+
+	if (!ps->copying)
+		return;
+	ps->copying = false;
+	ps->copybuf.len = 0;
+	if (ps->conn == NULL)
+		return;
+	if (PQputCopyEnd(ps->conn, "the batch is rolled back") == 1)
+		while ((res = PQgetResult(ps->conn)) != NULL)
+			PQclear(res);
+}
+
+/*
+ * Sends the run: ends its COPY (set-based) if it got one, else sends its
+ * entries one by one.
+ */
 static int
 flush_run(PgSink *ps, DtsError *err)
 {
 	int			rc = 0;
 
-	if (ps->run_len == 0)
-		return 0;
-	if (ps->anomaly)
-		rc = 0;
-	else if (ps->run_kind == DTS_FRAME_INSERT && ps->run_len >= COPY_MIN_ROWS)
-		rc = copy_run(ps, err);
-	else if (ps->run_kind != DTS_FRAME_INSERT && ps->run_len >= SET_MIN_ROWS)
-		rc = set_run(ps, err);
+	if (ps->copying)
+		rc = copy_finish(ps, err);
 	else
 		for (int i = 0; i < ps->run_len && rc == 0 && !ps->anomaly; i++)
 			rc = send_prepared(ps, ps->run[i], err);
@@ -2042,71 +2149,68 @@ flush_run(PgSink *ps, DtsError *err)
 	return rc;
 }
 
-static uint32_t
+/* 64-bit FNV-1a of a tuple's key images; never 0 (a free slot). */
+static uint64_t
 key_hash(const PgRel *rel, const PgVal *t)
 {
-	uint32_t	h = 2166136261u;
+	uint64_t	h = UINT64_C(14695981039346656037);
 
 	for (int k = 0; k < rel->nmatch; k++)
 	{
 		const PgVal *v = &t[rel->match[k]];
 
 		for (int j = 0; j < v->len; j++)
-			h = (h ^ (uint8_t) v->data[j]) * 16777619u;
-		h = (h ^ (uint32_t) v->len) * 16777619u;
+			h = (h ^ (uint8_t) v->data[j]) * UINT64_C(1099511628211);
+		h = (h ^ (uint32_t) v->len) * UINT64_C(1099511628211);
 	}
-	return h;
+	return h | 1;
 }
 
+/*
+ * Notes the key of chg in the run's key set; false if it is there already
+ * (or only its hash: a run then merely ends a little early).  Entries are
+ * not kept once they are in the COPY, so only the hashes are.
+ */
 static bool
-key_equal(const PgRel *rel, const PgVal *a, const PgVal *b)
+run_key_add(PgSink *ps, const PgChange *chg)
 {
-	for (int k = 0; k < rel->nmatch; k++)
-	{
-		const PgVal *x = &a[rel->match[k]];
-		const PgVal *y = &b[rel->match[k]];
-
-		if (x->len != y->len || memcmp(x->data, y->data, (size_t) x->len) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* Places run entry idx in the key table; false if its key is there. */
-static bool
-run_key_add(PgSink *ps, int idx)
-{
-	const PgRel *rel = ps->run_rel;
-	PgVal	   *t = run_tuple(ps->run[idx]);
+	uint64_t	h = key_hash(chg->rel, run_tuple(chg));
 	int			mask;
 	int			at;
 
-	if ((idx + 1) * 2 > ps->run_hcap)
+	if ((ps->run_nslots + 1) * 2 > ps->run_hcap)
 	{
 		int			ncap = ps->run_hcap ? ps->run_hcap * 2 : 256;
+		uint64_t   *old = ps->run_htab;
+		int			ocap = ps->run_hcap;
 
-		ps->run_htab = dts_realloc(ps->run_htab, sizeof(int) * ncap);
-		memset(ps->run_htab, 0, sizeof(int) * ncap);
+		ps->run_htab = dts_realloc(NULL, sizeof(uint64_t) * ncap);
+		memset(ps->run_htab, 0, sizeof(uint64_t) * ncap);
+		ps->run_slot = dts_realloc(ps->run_slot, sizeof(int) * (ncap / 2));
 		ps->run_hcap = ncap;
-		for (int i = 0; i < idx; i++)
+		ps->run_nslots = 0;
+		for (int i = 0; i < ocap; i++)
 		{
-			at = (int) (key_hash(rel, run_tuple(ps->run[i])) & (ncap - 1));
+			if (old[i] == 0)
+				continue;
+			at = (int) (old[i] & (uint64_t) (ncap - 1));
 			while (ps->run_htab[at] != 0)
 				at = (at + 1) & (ncap - 1);
-			ps->run_htab[at] = i + 1;
-			ps->run_slot[i] = at;
+			ps->run_htab[at] = old[i];
+			ps->run_slot[ps->run_nslots++] = at;
 		}
+		free(old);
 	}
 	mask = ps->run_hcap - 1;
-	at = (int) (key_hash(rel, t) & mask);
+	at = (int) (h & (uint64_t) mask);
 	while (ps->run_htab[at] != 0)
 	{
-		if (key_equal(rel, run_tuple(ps->run[ps->run_htab[at] - 1]), t))
+		if (ps->run_htab[at] == h)
 			return false;
 		at = (at + 1) & mask;
 	}
-	ps->run_htab[at] = idx + 1;
-	ps->run_slot[idx] = at;
+	ps->run_htab[at] = h;
+	ps->run_slot[ps->run_nslots++] = at;
 	return true;
 }
 
@@ -2153,26 +2257,49 @@ runnable(PgSink *ps, PgChange *chg, UpdateStmt **up)
 	return true;
 }
 
-/* Appends chg to the run (the caller has checked that it belongs). */
-static void
-run_append(PgSink *ps, PgChange *chg)
+/*
+ * Adds chg to the run (the caller has checked that it belongs; run_upd is
+ * set for updates): held until the run is long enough for a COPY, then
+ * into the COPY.  A run of COPY_MAX_ROWS ends.
+ */
+static int
+run_add(PgSink *ps, PgChange *chg, DtsError *err)
 {
-	if (ps->run_len == ps->run_cap)
-	{
-		ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 1024;
-		ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
-		ps->run_slot = dts_realloc(ps->run_slot, sizeof(int) * ps->run_cap);
-	}
+	int			min = chg->kind == DTS_FRAME_INSERT ? COPY_MIN_ROWS :
+		SET_MIN_ROWS;
+	int			rc = 0;
+
 	ps->run_rel = chg->rel;
 	ps->run_kind = chg->kind;
-	ps->run_slot[ps->run_len] = -1;
-	ps->run[ps->run_len++] = chg;
+	ps->run_count++;
+	if (ps->copying)
+		rc = copy_put_row(ps, chg, err);
+	else
+	{
+		if (ps->run_len == ps->run_cap)
+		{
+			ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 128;
+			ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
+		}
+		ps->run[ps->run_len++] = chg;
+		/*
+		 * Long enough for a COPY; but while the destination still works
+		 * on earlier statements (a set-based run's), the COPY would wait
+		 * for them: hold on and read more changes meanwhile.
+		 */
+		if (ps->run_len >= min &&
+			(ps->run_len >= RUN_HOLD_MAX || !pend_busy(ps, &rc, err)))
+			rc = rc != 0 ? rc : copy_start(ps, err);
+	}
+	if (rc == 0 && ps->run_count >= COPY_MAX_ROWS)
+		rc = flush_run(ps, err);
+	return rc;
 }
 
 /*
  * Sends one change (nothing once the batch is marked).  Inserts into a
  * table that COPY can take, and updates and deletes that can go
- * set-based, wait in a run; anything else sends the run first.  An update
+ * set-based, join a run; anything else sends the run first.  An update
  * or delete whose key is in the run already ends the run before it.
  */
 static int
@@ -2197,6 +2324,11 @@ send_change(PgSink *ps, PgChange *chg, DtsError *err)
 	}
 	if (!rel->resolved)
 	{
+		/* the catalog query needs the pipeline: no COPY open */
+		if (flush_run(ps, err) != 0)
+			return -1;
+		if (ps->anomaly)
+			return 0;
 		if (resolve_pipelined(ps, rel, err) != 0)
 			return -1;
 		if (ps->anomaly)
@@ -2207,32 +2339,31 @@ send_change(PgSink *ps, PgChange *chg, DtsError *err)
 		if ((ps->run_rel != rel || ps->run_kind != DTS_FRAME_INSERT) &&
 			flush_run(ps, err) != 0)
 			return -1;
-		run_append(ps, chg);
-		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
+		if (ps->anomaly)
+			return 0;
+		return run_add(ps, chg, err);
 	}
 	if (chg->kind != DTS_FRAME_INSERT && runnable(ps, chg, &up))
 	{
 		if ((ps->run_rel != rel || ps->run_kind != chg->kind ||
 			 ps->run_upd != up) && flush_run(ps, err) != 0)
 			return -1;
-		run_append(ps, chg);
-		ps->run_upd = up;
-		if (!run_key_add(ps, ps->run_len - 1))
+		if (!ps->anomaly && !run_key_add(ps, chg))
 		{
 			/* the key again: the run before it goes first */
-			ps->run_len--;
 			if (flush_run(ps, err) != 0)
 				return -1;
-			if (ps->anomaly)
-				return 0;
-			run_append(ps, chg);
-			ps->run_upd = up;
-			run_key_add(ps, 0);
+			run_key_add(ps, chg);
 		}
-		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
+		if (ps->anomaly)
+			return 0;
+		ps->run_upd = up;
+		return run_add(ps, chg, err);
 	}
 	if (flush_run(ps, err) != 0)
 		return -1;
+	if (ps->anomaly)
+		return 0;
 	return send_prepared(ps, chg, err);
 }
 
@@ -3389,6 +3520,8 @@ pg_close(DtsSink *sink)
 	free(ps->run);
 	free(ps->run_slot);
 	free(ps->run_htab);
+	free(ps->copy_cols);
+	free(ps->copybuf.data);
 	free(ps->stage_new);
 	free(ps->params.values);
 	free(ps->params.lengths);
