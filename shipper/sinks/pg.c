@@ -20,10 +20,12 @@
  * results are read behind, within a window.  A statement that does not do
  * exactly what it should (an error, or an UPDATE or DELETE that hits no
  * row) marks the batch: it is rolled back and replayed carefully.  The
- * changes of the open batch are kept in memory for that.
+ * changes of the open batch are kept for that: in memory up to
+ * batch_memory, past it (one huge source transaction) in a temp file.
  *
  * Runs.  Consecutive inserts into one table wait in a run; 64 or more go
- * as one COPY (FORMAT binary).  So do updates of one table with the same
+ * as one COPY (FORMAT binary), which then takes each further row of the
+ * run as it arrives.  So do updates of one table with the same
  * present columns and an unchanged key, and deletes of one table: 64 or
  * more are copied into a session temp table (the stage) and applied by
  * one UPDATE ... FROM / DELETE ... USING it, which must change one row
@@ -47,12 +49,14 @@
  */
 #include "sink.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -71,7 +75,7 @@
 									 * staged by COPY, applied set-based */
 #define COPY_CHUNK			(64 * 1024)	/* COPY data sent at a time */
 #define ARENA_BLOCK			(1024 * 1024)
-#define BATCH_MAX_BYTES		((size_t) 64 * 1024 * 1024)	/* kept changes */
+#define DEFAULT_BATCH_MEMORY	64	/* MB of changes kept in memory */
 #define REL_BUCKETS			256
 #define SEND_BUFFER_BYTES	(4 * 1024 * 1024)	/* SO_SNDBUF to the destination */
 
@@ -233,9 +237,10 @@ struct PgTxnRec
 	uint64_t	commit_lsn;
 	uint64_t	end_lsn;
 	int64_t		commit_time;
-	PgChange   *first;
+	PgChange   *first;			/* changes kept in memory */
 	PgChange   *last;
 	int			nchanges;
+	long		nspilled;		/* changes after "last", in the spill file */
 };
 
 /* Results the pipeline owes us, in order */
@@ -314,6 +319,13 @@ typedef struct PgSink
 
 	/* the batch: one destination transaction */
 	Arena		arena;
+	size_t		memory_cap;		/* batch_memory: past it, changes spill */
+	bool		spilling;		/* new changes go to the spill file */
+	FILE	   *spill;			/* unlinked temp file, or NULL */
+	uint64_t	spill_bytes;
+	Arena		scratch;		/* changes not kept in memory: spilled ones
+								 * on their way, or read back */
+	bool		transient;		/* the change being sent is in scratch */
 	PgTxnRec   *first_txn;
 	PgTxnRec   *last_txn;
 	int			ntxns;
@@ -415,6 +427,32 @@ arena_reset(Arena *a)
 		a->head = next;
 	}
 	a->total = 0;
+}
+
+/* Empties the arena, keeping one ordinary block for the next use. */
+static void
+arena_clear(Arena *a)
+{
+	ArenaBlock *keep = NULL;
+
+	while (a->head)
+	{
+		ArenaBlock *next = a->head->next;
+
+		if (keep == NULL && a->head->cap == ARENA_BLOCK)
+			keep = a->head;
+		else
+			free(a->head);
+		a->head = next;
+	}
+	a->head = keep;
+	a->total = 0;
+	if (keep)
+	{
+		keep->next = NULL;
+		keep->used = 0;
+		a->total = keep->cap;
+	}
 }
 
 static void
@@ -2131,8 +2169,16 @@ copy_abort(PgSink *ps)
 			PQclear(res);
 }
 
+/* The length from which a run goes by COPY */
+static int
+run_min(const PgSink *ps)
+{
+	return ps->run_kind == DTS_FRAME_INSERT ? COPY_MIN_ROWS : SET_MIN_ROWS;
+}
+
 /*
- * Sends the run: ends its COPY (set-based) if it got one, else sends its
+ * Sends the run: ends its COPY (set-based) if it got one or is long
+ * enough for one (held while the destination was busy), else sends its
  * entries one by one.
  */
 static int
@@ -2140,7 +2186,11 @@ flush_run(PgSink *ps, DtsError *err)
 {
 	int			rc = 0;
 
-	if (ps->copying)
+	if (!ps->copying && !ps->anomaly && ps->run_len >= run_min(ps))
+		rc = copy_start(ps, err);
+	if (rc != 0)
+		;
+	else if (ps->copying)
 		rc = copy_finish(ps, err);
 	else
 		for (int i = 0; i < ps->run_len && rc == 0 && !ps->anomaly; i++)
@@ -2265,12 +2315,12 @@ runnable(PgSink *ps, PgChange *chg, UpdateStmt **up)
 static int
 run_add(PgSink *ps, PgChange *chg, DtsError *err)
 {
-	int			min = chg->kind == DTS_FRAME_INSERT ? COPY_MIN_ROWS :
-		SET_MIN_ROWS;
 	int			rc = 0;
+	int			min;
 
 	ps->run_rel = chg->rel;
 	ps->run_kind = chg->kind;
+	min = run_min(ps);
 	ps->run_count++;
 	if (ps->copying)
 		rc = copy_put_row(ps, chg, err);
@@ -2288,7 +2338,8 @@ run_add(PgSink *ps, PgChange *chg, DtsError *err)
 		 * for them: hold on and read more changes meanwhile.
 		 */
 		if (ps->run_len >= min &&
-			(ps->run_len >= RUN_HOLD_MAX || !pend_busy(ps, &rc, err)))
+			(ps->run_len >= (ps->transient ? min : RUN_HOLD_MAX) ||
+			 !pend_busy(ps, &rc, err)))
 			rc = rc != 0 ? rc : copy_start(ps, err);
 	}
 	if (rc == 0 && ps->run_count >= COPY_MAX_ROWS)
@@ -2453,6 +2504,12 @@ static void
 reset_batch(PgSink *ps)
 {
 	arena_reset(&ps->arena);
+	arena_reset(&ps->scratch);
+	if (ps->spill)
+		fclose(ps->spill);
+	ps->spill = NULL;
+	ps->spill_bytes = 0;
+	ps->spilling = false;
 	ps->first_txn = ps->last_txn = NULL;
 	ps->ntxns = 0;
 	ps->nrows = 0;
@@ -2506,6 +2563,233 @@ abort_dest(PgSink *ps)
 		PQclear(res);
 	}
 	ps->dest_open = false;
+}
+
+/* ----------------------------------------------------------------
+ *		The spill file: the changes of a batch past batch_memory
+ *
+ * Records in host byte order (the file never outlives the process):
+ * a SpillHead, the TRUNCATE's relation pointers, then the new and the old
+ * tuple (nnew / nold values, each: status byte, int32 length, bytes).
+ * Pointers to relations and source transactions stay valid: both live
+ * until the sink closes or the batch is reset (which drops the file).
+ * ----------------------------------------------------------------
+ */
+
+typedef struct SpillHead
+{
+	PgTxnRec   *txn;
+	PgRel	   *rel;
+	int32_t		seq;
+	int32_t		ntrunc;
+	int32_t		nnew;			/* values of the new tuple, or -1 */
+	int32_t		nold;			/* values of the old tuple, or -1 */
+	char		kind;
+	char		old_kind;
+	uint8_t		flags;
+} SpillHead;
+
+static int
+spill_error(PgSink *ps, const char *what, DtsError *err)
+{
+	dts_error_set(err, DTS_ERROR_OTHER,
+				  "could not %s the temp file of a source transaction bigger than sink.batch_memory (%zu MB): %s",
+				  what, ps->memory_cap / (1024 * 1024),
+				  errno ? strerror(errno) : "unexpected end of file");
+	dts_error_hint(err, "Set TMPDIR to a directory with room for the largest source transaction, or raise sink.batch_memory.");
+	return -1;
+}
+
+static void
+spill_tuple(FILE *fp, const PgVal *t, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		int32_t		len = t[i].len;
+
+		fputc(t[i].status, fp);
+		fwrite(&len, sizeof(len), 1, fp);
+		if (len > 0)
+			fwrite(t[i].data, 1, (size_t) len, fp);
+	}
+}
+
+/* Appends chg to the spill file (made on first use). */
+static int
+spill_write(PgSink *ps, const PgChange *chg, DtsError *err)
+{
+	SpillHead	h;
+
+	errno = 0;
+	if (ps->spill == NULL)
+	{
+		const char *dir = getenv("TMPDIR");
+		char		path[1024];
+		int			fd;
+
+		snprintf(path, sizeof(path), "%s/pg_dts_ship.batch.XXXXXX",
+				 dir && *dir ? dir : "/tmp");
+		fd = mkstemp(path);
+		if (fd < 0)
+			return spill_error(ps, "create", err);
+		unlink(path);
+		ps->spill = fdopen(fd, "w+");
+		if (ps->spill == NULL)
+		{
+			close(fd);
+			return spill_error(ps, "open", err);
+		}
+		setvbuf(ps->spill, NULL, _IOFBF, 256 * 1024);
+	}
+	memset(&h, 0, sizeof(h));
+	h.txn = chg->txn;
+	h.rel = chg->rel;
+	h.seq = chg->seq;
+	h.ntrunc = chg->ntrunc;
+	h.nnew = chg->newv ? chg->rel->ncols : -1;
+	h.nold = chg->oldv ? chg->rel->ncols : -1;
+	h.kind = chg->kind;
+	h.old_kind = chg->old_kind;
+	h.flags = chg->flags;
+	fwrite(&h, sizeof(h), 1, ps->spill);
+	if (chg->ntrunc > 0)
+		fwrite(chg->trunc, sizeof(PgRel *), (size_t) chg->ntrunc, ps->spill);
+	if (chg->newv)
+		spill_tuple(ps->spill, chg->newv, h.nnew);
+	if (chg->oldv)
+		spill_tuple(ps->spill, chg->oldv, h.nold);
+	if (ferror(ps->spill))
+		return spill_error(ps, "write", err);
+	return 0;
+}
+
+/* Back to the first record, for a replay. */
+static int
+spill_rewind(PgSink *ps, DtsError *err)
+{
+	errno = 0;
+	if (ps->spill && (fflush(ps->spill) != 0 ||
+					  fseeko(ps->spill, 0, SEEK_SET) != 0))
+		return spill_error(ps, "rewind", err);
+	return 0;
+}
+
+static bool
+unspill_tuple(PgSink *ps, PgVal **out, int n)
+{
+	PgVal	   *t;
+
+	if (n < 0)
+	{
+		*out = NULL;
+		return true;
+	}
+	t = arena_alloc(&ps->scratch, sizeof(PgVal) * ((size_t) n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		int			c = fgetc(ps->spill);
+		int32_t		len;
+
+		if (c == EOF || fread(&len, sizeof(len), 1, ps->spill) != 1 || len < 0)
+			return false;
+		t[i].status = (char) c;
+		t[i].len = len;
+		t[i].data = arena_alloc(&ps->scratch, (size_t) len + 1);
+		if (len > 0 && fread(t[i].data, 1, (size_t) len, ps->spill) != (size_t) len)
+			return false;
+		t[i].data[len] = '\0';
+	}
+	*out = t;
+	return true;
+}
+
+/* Reads the next record into scratch. */
+static PgChange *
+spill_read(PgSink *ps, DtsError *err)
+{
+	SpillHead	h;
+	PgChange   *chg;
+
+	errno = 0;
+	if (ps->spill == NULL || fread(&h, sizeof(h), 1, ps->spill) != 1)
+	{
+		spill_error(ps, "read", err);
+		return NULL;
+	}
+	chg = arena_alloc(&ps->scratch, sizeof(PgChange));
+	memset(chg, 0, sizeof(PgChange));
+	chg->txn = h.txn;
+	chg->rel = h.rel;
+	chg->seq = h.seq;
+	chg->kind = h.kind;
+	chg->old_kind = h.old_kind;
+	chg->flags = h.flags;
+	chg->ntrunc = h.ntrunc;
+	if (h.ntrunc > 0)
+	{
+		chg->trunc = arena_alloc(&ps->scratch, sizeof(PgRel *) * (size_t) h.ntrunc);
+		if (fread(chg->trunc, sizeof(PgRel *), (size_t) h.ntrunc,
+				  ps->spill) != (size_t) h.ntrunc)
+		{
+			spill_error(ps, "read", err);
+			return NULL;
+		}
+	}
+	if (!unspill_tuple(ps, &chg->newv, h.nnew) ||
+		!unspill_tuple(ps, &chg->oldv, h.nold))
+	{
+		spill_error(ps, "read", err);
+		return NULL;
+	}
+	return chg;
+}
+
+/* Walks the changes of one source transaction of the batch. */
+typedef struct TxnCursor
+{
+	PgTxnRec   *t;
+	PgChange   *pos;			/* last change returned from memory */
+	bool		in_file;
+	long		nread;			/* of t->nspilled */
+} TxnCursor;
+
+/*
+ * The next change of cur->t: those kept in memory, then those in the
+ * spill file (read in order: the transactions of a batch must be walked
+ * in order, after spill_rewind()).  NULL at the end, or with *rc = -1.
+ * A change read back lives in scratch until the next call that finds no
+ * run entry held (ps->transient tells the caller).
+ */
+static PgChange *
+cursor_next(PgSink *ps, TxnCursor *cur, int *rc, DtsError *err)
+{
+	PgChange   *next;
+
+	*rc = 0;
+	if (ps->run_len == 0)
+		arena_clear(&ps->scratch);
+	if (!cur->in_file)
+	{
+		next = cur->pos ? cur->pos->next : cur->t->first;
+		if (next != NULL)
+		{
+			cur->pos = next;
+			ps->transient = false;
+			return next;
+		}
+		cur->in_file = true;
+	}
+	if (cur->nread >= cur->t->nspilled)
+		return NULL;
+	next = spill_read(ps, err);
+	if (next == NULL)
+	{
+		*rc = -1;
+		return NULL;
+	}
+	cur->nread++;
+	ps->transient = true;
+	return next;
 }
 
 static int	replay_careful(PgSink *ps, DtsError *err);
@@ -2916,7 +3200,7 @@ careful_update(CarefulCtx *cx)
 			free(mask);
 			goto done;
 		}
-		row = arena_alloc(&ps->arena, sizeof(PgVal) * (rel->ncols + 1));
+		row = arena_alloc(&ps->scratch, sizeof(PgVal) * (rel->ncols + 1));
 		for (int i = 0; i < rel->ncols; i++)
 		{
 			row[i] = chg->newv[i];
@@ -3080,6 +3364,8 @@ careful_change(PgSink *ps, PgChange *chg, DtsError *err)
 static int
 replay_careful(PgSink *ps, DtsError *err)
 {
+	if (spill_rewind(ps, err) != 0)
+		return -1;
 	for (PgTxnRec *t = ps->first_txn; t; t = t->next)
 	{
 		ProgressParams pp;
@@ -3087,10 +3373,12 @@ replay_careful(PgSink *ps, DtsError *err)
 		Params		two;
 		char		msg[400];
 		int			rc = 0;
+		TxnCursor	cur = {t, NULL, false, 0};
+		PgChange   *c;
 
 		if (exec_ok(ps, "BEGIN", 0, NULL, "begin a transaction", err) != 0)
 			return -1;
-		for (PgChange *c = t->first; c && rc == 0; c = c->next)
+		while (rc == 0 && (c = cursor_next(ps, &cur, &rc, err)) != NULL)
 			rc = careful_change(ps, c, err);
 		if (rc != 0)
 		{
@@ -3142,9 +3430,9 @@ replay_careful(PgSink *ps, DtsError *err)
  */
 
 static PgVal *
-keep_tuple(PgSink *ps, const DtsTuple *t)
+keep_tuple(Arena *a, const DtsTuple *t)
 {
-	PgVal	   *vals = arena_alloc(&ps->arena, sizeof(PgVal) * (t->ncols + 1));
+	PgVal	   *vals = arena_alloc(a, sizeof(PgVal) * (t->ncols + 1));
 
 	for (int i = 0; i < t->ncols; i++)
 	{
@@ -3158,7 +3446,7 @@ keep_tuple(PgSink *ps, const DtsTuple *t)
 			continue;
 		if (v->encoding == DTS_ENC_TEXT)
 		{
-			pv->data = arena_alloc(&ps->arena, v->bytes.len + 1);
+			pv->data = arena_alloc(a, v->bytes.len + 1);
 			memcpy(pv->data, v->bytes.data, v->bytes.len);
 			pv->data[v->bytes.len] = '\0';
 			pv->len = (int) v->bytes.len;
@@ -3169,7 +3457,7 @@ keep_tuple(PgSink *ps, const DtsTuple *t)
 			const uint8_t *image;
 			size_t		len = dts_value_image(v, fixed, &image);
 
-			pv->data = arena_alloc(&ps->arena, len + 1);
+			pv->data = arena_alloc(a, len + 1);
 			if (len > 0)
 				memcpy(pv->data, image, len);
 			pv->len = (int) len;
@@ -3179,10 +3467,10 @@ keep_tuple(PgSink *ps, const DtsTuple *t)
 }
 
 static PgChange *
-keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
+keep_change(PgSink *ps, Arena *a, const DtsChange *c, DtsError *err)
 {
 	const DtsFrame *f = c->frame;
-	PgChange   *chg = arena_alloc(&ps->arena, sizeof(PgChange));
+	PgChange   *chg = arena_alloc(a, sizeof(PgChange));
 
 	memset(chg, 0, sizeof(PgChange));
 	chg->kind = (char) f->kind;
@@ -3190,7 +3478,7 @@ keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
 	if (f->kind == DTS_FRAME_TRUNCATE)
 	{
 		chg->flags = f->flags;
-		chg->trunc = arena_alloc(&ps->arena, sizeof(PgRel *) * (f->nrelids + 1));
+		chg->trunc = arena_alloc(a, sizeof(PgRel *) * (f->nrelids + 1));
 		for (int i = 0; i < f->nrelids; i++)
 		{
 			const DtsRelation *r = c->truncated ? c->truncated[i] : NULL;
@@ -3213,12 +3501,12 @@ keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
 		if (chg->rel->skip)
 			return chg;
 		if (f->kind == DTS_FRAME_INSERT || f->kind == DTS_FRAME_UPDATE)
-			chg->newv = keep_tuple(ps, &f->new_tuple);
+			chg->newv = keep_tuple(a, &f->new_tuple);
 		if (f->kind == DTS_FRAME_UPDATE || f->kind == DTS_FRAME_DELETE)
 		{
 			chg->old_kind = f->old_kind;
 			if (f->old_kind != DTS_OLD_NONE)
-				chg->oldv = keep_tuple(ps, &f->old_tuple);
+				chg->oldv = keep_tuple(a, &f->old_tuple);
 		}
 	}
 	return chg;
@@ -3286,6 +3574,7 @@ pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
 	const DtsFrame *f = c->frame;
 	PgChange   *chg;
 	unsigned	kind;
+	int			rc;
 
 	/* logical messages and heartbeats are not applied */
 	if (txn == NULL || f->kind == DTS_FRAME_MESSAGE || c->heartbeat)
@@ -3296,7 +3585,20 @@ pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
 	if (ps->skipping)
 		return 0;
 
-	chg = keep_change(ps, c, err);
+	/*
+	 * Past batch_memory (one huge source transaction) the changes go to
+	 * the spill file instead of memory, for a careful replay; each is
+	 * built in scratch, which is emptied once the run holds none.
+	 */
+	if (!ps->spilling && ps->arena.total >= ps->memory_cap)
+	{
+		ps->spilling = true;
+		dts_log_info("source transaction %u is bigger than sink.batch_memory (%zu MB): keeping the rest of its changes in a temp file",
+					 ps->cur->xid, ps->memory_cap / (1024 * 1024));
+	}
+	if (ps->spilling && ps->run_len == 0)
+		arena_clear(&ps->scratch);
+	chg = keep_change(ps, ps->spilling ? &ps->scratch : &ps->arena, c, err);
 	if (chg == NULL)
 		return -1;
 	if (chg->rel)
@@ -3307,12 +3609,23 @@ pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
 			return 0;
 	}
 	chg->seq = ++ps->cur->nchanges;
+	chg->txn = ps->cur;
+	ps->nrows++;
+	if (ps->spilling)
+	{
+		if (spill_write(ps, chg, err) != 0)
+			return -1;
+		ps->cur->nspilled++;
+		ps->transient = true;
+		rc = send_change(ps, chg, err);
+		ps->transient = false;
+		return rc;
+	}
 	if (ps->cur->last)
 		ps->cur->last->next = chg;
 	else
 		ps->cur->first = chg;
 	ps->cur->last = chg;
-	ps->nrows++;
 	return send_change(ps, chg, err);
 }
 
@@ -3360,7 +3673,7 @@ pg_commit(DtsSink *sink, const DtsTxn *txn, DtsError *err)
 	}
 
 	if (ps->ntxns >= ps->batch_txns || ps->nrows >= ps->batch_rows ||
-		ps->arena.total >= BATCH_MAX_BYTES ||
+		ps->arena.total >= ps->memory_cap ||
 		dts_now_us() >= ps->batch_start_us + ps->batch_interval_us)
 		return commit_batch(ps, err);
 	/* let the server work on what we have sent while we read on */
@@ -3399,9 +3712,17 @@ pg_rollback(DtsSink *sink, DtsError *err)
 	ps->anomaly = false;
 	if (begin_dest(ps, err) != 0)
 		rc = -1;
+	if (rc == 0)
+		rc = spill_rewind(ps, err);
 	for (PgTxnRec *t = keep; t && rc == 0; t = t->next)
-		for (PgChange *c = t->first; c && rc == 0; c = c->next)
+	{
+		TxnCursor	cur = {t, NULL, false, 0};
+		PgChange   *c;
+
+		while (rc == 0 && (c = cursor_next(ps, &cur, &rc, err)) != NULL)
 			rc = send_change(ps, c, err);
+	}
+	ps->transient = false;
 	if (rc == 0)
 		return commit_batch(ps, err);
 	abort_dest(ps);
@@ -3509,6 +3830,9 @@ pg_close(DtsSink *sink)
 		return;
 	disconnect(ps);
 	arena_reset(&ps->arena);
+	arena_reset(&ps->scratch);
+	if (ps->spill)
+		fclose(ps->spill);
 	while (ps->all_rels)
 	{
 		PgRel	   *next = ps->all_rels->next_all;
@@ -3575,6 +3899,9 @@ dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
 	ps->batch_interval_us = (int64_t) (config->batch_interval_ms >= 0 ?
 									   config->batch_interval_ms :
 									   DEFAULT_BATCH_INTERVAL) * 1000;
+	ps->memory_cap = (size_t) (config->batch_memory_mb > 0 ?
+							   config->batch_memory_mb :
+							   DEFAULT_BATCH_MEMORY) * 1024 * 1024;
 	sink->ops = &pg_sink_ops;
 	sink->state = ps;
 }
@@ -3586,7 +3913,8 @@ dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
 
 static const char *const pg_sink_keys[] = {
 	"type", "conninfo", "conflict_policy", "batch_transactions",
-	"batch_rows", "batch_interval", "conflicting_tables", NULL
+	"batch_rows", "batch_interval", "batch_memory", "conflicting_tables",
+	NULL
 };
 
 static int
@@ -3625,6 +3953,7 @@ dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
 	cfg->batch_transactions = DEFAULT_BATCH_TXNS;
 	cfg->batch_rows = DEFAULT_BATCH_ROWS;
 	cfg->batch_interval_ms = DEFAULT_BATCH_INTERVAL;
+	cfg->batch_memory_mb = DEFAULT_BATCH_MEMORY;
 
 	if (sink_json == NULL)
 	{
@@ -3648,7 +3977,7 @@ dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
 			known = known || strcmp(key, pg_sink_keys[i]) == 0;
 		if (!known)
 		{
-			snprintf(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"conninfo\", \"conflict_policy\", \"batch_transactions\", \"batch_rows\", \"batch_interval\", \"conflicting_tables\"",
+			snprintf(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"conninfo\", \"conflict_policy\", \"batch_transactions\", \"batch_rows\", \"batch_interval\", \"batch_memory\", \"conflicting_tables\"",
 					 key);
 			goto done;
 		}
@@ -3727,6 +4056,12 @@ dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
 				goto done;
 			}
 			cfg->batch_interval_ms = (int) (s * 1000 + 0.5);
+		}
+		else if (strcmp(key, "batch_memory") == 0)
+		{
+			if (json_int_key(v, key, 1, 1048576, &n, err, errlen) != 0)
+				goto done;
+			cfg->batch_memory_mb = (int) n;
 		}
 		else if (strcmp(key, "conflicting_tables") == 0)
 		{
