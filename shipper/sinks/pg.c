@@ -260,7 +260,8 @@ typedef struct Pending
 	PendKind	kind;
 	int		   *state;			/* PREPARE: the statement's; FINAL: 1/-1;
 								 * SETOP: the stage's */
-	PgChange   *chg;			/* CHANGE */
+	PgChange   *chg;			/* CHANGE (not read back: a spilled change's
+								 * memory is reused, hence chg_kind) */
 	char		chg_kind;		/* CHANGE, SETOP: DTS_FRAME_* */
 	long		expect;			/* SETOP: rows of the run */
 } Pending;
@@ -322,7 +323,6 @@ typedef struct PgSink
 	size_t		memory_cap;		/* batch_memory: past it, changes spill */
 	bool		spilling;		/* new changes go to the spill file */
 	FILE	   *spill;			/* unlinked temp file, or NULL */
-	uint64_t	spill_bytes;
 	Arena		scratch;		/* changes not kept in memory: spilled ones
 								 * on their way, or read back */
 	bool		transient;		/* the change being sent is in scratch */
@@ -2508,7 +2508,6 @@ reset_batch(PgSink *ps)
 	if (ps->spill)
 		fclose(ps->spill);
 	ps->spill = NULL;
-	ps->spill_bytes = 0;
 	ps->spilling = false;
 	ps->first_txn = ps->last_txn = NULL;
 	ps->ntxns = 0;
