@@ -270,6 +270,8 @@ typedef struct DtsPgSinkConfig
 	int			batch_rows;		/* rows per destination transaction, at most
 								 * (a bigger source transaction is not cut) */
 	int			batch_interval_ms;	/* commit a batch at most this late */
+	int			batch_memory_mb;	/* changes of the open batch kept in
+									 * memory, MB; past it a temp file */
 	bool		conflicting_tables_ignore;	/* "conflicting_tables": "ignore" */
 } DtsPgSinkConfig;
 

@@ -20,10 +20,12 @@
  * results are read behind, within a window.  A statement that does not do
  * exactly what it should (an error, or an UPDATE or DELETE that hits no
  * row) marks the batch: it is rolled back and replayed carefully.  The
- * changes of the open batch are kept in memory for that.
+ * changes of the open batch are kept for that: in memory up to
+ * batch_memory, past it (one huge source transaction) in a temp file.
  *
  * Runs.  Consecutive inserts into one table wait in a run; 64 or more go
- * as one COPY (FORMAT binary).  So do updates of one table with the same
+ * as one COPY (FORMAT binary), which then takes each further row of the
+ * run as it arrives.  So do updates of one table with the same
  * present columns and an unchanged key, and deletes of one table: 64 or
  * more are copied into a session temp table (the stage) and applied by
  * one UPDATE ... FROM / DELETE ... USING it, which must change one row
@@ -47,11 +49,14 @@
  */
 #include "sink.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -64,12 +69,15 @@
 #define PIPELINE_WINDOW		1000	/* results outstanding, at most */
 #define COPY_MIN_ROWS		64		/* a run of inserts this long: COPY */
 #define COPY_MAX_ROWS		50000	/* longest run sent as one COPY */
+#define RUN_HOLD_MAX		10000	/* entries held while the destination
+									 * is busy, at most */
 #define SET_MIN_ROWS		64		/* a run of updates or deletes this long:
 									 * staged by COPY, applied set-based */
-#define COPY_CHUNK			(256 * 1024)
+#define COPY_CHUNK			(64 * 1024)	/* COPY data sent at a time */
 #define ARENA_BLOCK			(1024 * 1024)
-#define BATCH_MAX_BYTES		((size_t) 64 * 1024 * 1024)	/* kept changes */
+#define DEFAULT_BATCH_MEMORY	64	/* MB of changes kept in memory */
 #define REL_BUCKETS			256
+#define SEND_BUFFER_BYTES	(4 * 1024 * 1024)	/* SO_SNDBUF to the destination */
 
 #define DEFAULT_BATCH_TXNS		1000
 #define DEFAULT_BATCH_ROWS		20000
@@ -229,9 +237,10 @@ struct PgTxnRec
 	uint64_t	commit_lsn;
 	uint64_t	end_lsn;
 	int64_t		commit_time;
-	PgChange   *first;
+	PgChange   *first;			/* changes kept in memory */
 	PgChange   *last;
 	int			nchanges;
+	long		nspilled;		/* changes after "last", in the spill file */
 };
 
 /* Results the pipeline owes us, in order */
@@ -251,7 +260,9 @@ typedef struct Pending
 	PendKind	kind;
 	int		   *state;			/* PREPARE: the statement's; FINAL: 1/-1;
 								 * SETOP: the stage's */
-	PgChange   *chg;			/* CHANGE; SETOP: the run's first */
+	PgChange   *chg;			/* CHANGE (not read back: a spilled change's
+								 * memory is reused, hence chg_kind) */
+	char		chg_kind;		/* CHANGE, SETOP: DTS_FRAME_* */
 	long		expect;			/* SETOP: rows of the run */
 } Pending;
 
@@ -309,6 +320,12 @@ typedef struct PgSink
 
 	/* the batch: one destination transaction */
 	Arena		arena;
+	size_t		memory_cap;		/* batch_memory: past it, changes spill */
+	bool		spilling;		/* new changes go to the spill file */
+	FILE	   *spill;			/* unlinked temp file, or NULL */
+	Arena		scratch;		/* changes not kept in memory: spilled ones
+								 * on their way, or read back */
+	bool		transient;		/* the change being sent is in scratch */
 	PgTxnRec   *first_txn;
 	PgTxnRec   *last_txn;
 	int			ntxns;
@@ -333,19 +350,27 @@ typedef struct PgSink
 
 	/*
 	 * A run of inserts into one table, or of updates (same SET columns, key
-	 * unchanged) or deletes of one table, not sent yet: COPY if long, for
-	 * updates and deletes into a stage applied in one statement.  The keys
-	 * of an update or delete run are distinct (run_htab: run index + 1).
+	 * unchanged) or deletes of one table: held until it is long enough for
+	 * a COPY, then streamed into the COPY as it grows; for updates and
+	 * deletes into a stage applied in one statement at its end.  The keys
+	 * of an update or delete run are distinct (run_htab: their hashes).
 	 */
 	PgRel	   *run_rel;
 	char		run_kind;		/* DTS_FRAME_INSERT, _UPDATE, _DELETE */
 	UpdateStmt *run_upd;		/* update runs: the SET columns */
-	PgChange  **run;
+	PgChange  **run;			/* entries held (before the COPY) */
 	int			run_len;
 	int			run_cap;
-	int		   *run_slot;		/* entry i's slot in run_htab */
-	int		   *run_htab;
+	long		run_count;		/* entries of the run, held or sent */
+	bool		copying;		/* the run's COPY is open: no pipeline */
+	int		   *copy_cols;		/* columns of the COPY (source numbers) */
+	int			copy_ncols;
+	int			copy_cols_cap;
+	Buf			copybuf;		/* COPY data not sent yet */
+	uint64_t   *run_htab;		/* key hashes, 0 = free */
 	int			run_hcap;		/* power of 2, or 0 */
+	int		   *run_slot;		/* slots taken in run_htab */
+	int			run_nslots;
 
 	/* stages created in the open destination transaction */
 	uint64_t	dest_gen;		/* counts destination transactions */
@@ -361,6 +386,7 @@ typedef struct PgSink
 } PgSink;
 
 static int	commit_batch(PgSink *ps, DtsError *err);
+static void copy_abort(PgSink *ps);
 static int	send_change(PgSink *ps, PgChange *chg, DtsError *err);
 
 /* ----------------------------------------------------------------
@@ -401,6 +427,32 @@ arena_reset(Arena *a)
 		a->head = next;
 	}
 	a->total = 0;
+}
+
+/* Empties the arena, keeping one ordinary block for the next use. */
+static void
+arena_clear(Arena *a)
+{
+	ArenaBlock *keep = NULL;
+
+	while (a->head)
+	{
+		ArenaBlock *next = a->head->next;
+
+		if (keep == NULL && a->head->cap == ARENA_BLOCK)
+			keep = a->head;
+		else
+			free(a->head);
+		a->head = next;
+	}
+	a->head = keep;
+	a->total = 0;
+	if (keep)
+	{
+		keep->next = NULL;
+		keep->used = 0;
+		a->total = keep->cap;
+	}
 }
 
 static void
@@ -644,11 +696,12 @@ stages_settle(PgSink *ps, bool committed)
 static void
 run_clear(PgSink *ps)
 {
-	if (ps->run_hcap > 0)
-		for (int i = 0; i < ps->run_len; i++)
-			if (ps->run_slot[i] >= 0)
-				ps->run_htab[ps->run_slot[i]] = 0;
+	copy_abort(ps);
+	for (int i = 0; i < ps->run_nslots; i++)
+		ps->run_htab[ps->run_slot[i]] = 0;
+	ps->run_nslots = 0;
 	ps->run_len = 0;
+	ps->run_count = 0;
 	ps->run_rel = NULL;
 	ps->run_kind = 0;
 	ps->run_upd = NULL;
@@ -910,6 +963,7 @@ pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
 	ps->pend[at].kind = kind;
 	ps->pend[at].state = state;
 	ps->pend[at].chg = chg;
+	ps->pend[at].chg_kind = chg ? chg->kind : 0;
 	ps->pend[at].expect = 0;
 	ps->pend_count++;
 	return &ps->pend[at];
@@ -952,12 +1006,12 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 			if (st == PGRES_PIPELINE_ABORTED)
 				break;
 			if (!ok)
-				set_anomaly(ps, "%s failed: %s", kind_word(p->chg->kind),
+				set_anomaly(ps, "%s failed: %s", kind_word(p->chg_kind),
 							result_message(ps, res, msg, sizeof(msg)));
-			else if ((p->chg->kind == DTS_FRAME_UPDATE ||
-					  p->chg->kind == DTS_FRAME_DELETE) &&
+			else if ((p->chg_kind == DTS_FRAME_UPDATE ||
+					  p->chg_kind == DTS_FRAME_DELETE) &&
 					 strcmp(PQcmdTuples(res), "1") != 0)
-				set_anomaly(ps, "%s hit %s rows", kind_word(p->chg->kind),
+				set_anomaly(ps, "%s hit %s rows", kind_word(p->chg_kind),
 							PQcmdTuples(res));
 			break;
 		case PEND_SETOP:
@@ -967,14 +1021,14 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 			{
 				*p->state = STMT_NONE;	/* made again next time */
 				set_anomaly(ps, "%s of a run of %ld rows failed: %s",
-							kind_word(p->chg->kind), p->expect,
+							kind_word(p->chg_kind), p->expect,
 							result_message(ps, res, msg, sizeof(msg)));
 			}
 			else if (PQntuples(res) != 1 ||
 					 strtol(PQgetvalue(res, 0, 0), NULL, 10) != p->expect ||
 					 strtol(PQgetvalue(res, 0, 1), NULL, 10) != p->expect)
 				set_anomaly(ps, "%s of a run of %ld rows hit %s rows with %s of the keys",
-							kind_word(p->chg->kind), p->expect,
+							kind_word(p->chg_kind), p->expect,
 							PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?",
 							PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "?");
 			break;
@@ -1045,6 +1099,32 @@ pend_read_one(PgSink *ps, DtsError *err)
 							 PQerrorMessage(ps->conn));
 	}
 	return 0;
+}
+
+/*
+ * Reads the results that have arrived, without waiting; true if some are
+ * still owed (*rc = -1 and err set if the connection failed).
+ */
+static bool
+pend_busy(PgSink *ps, int *rc, DtsError *err)
+{
+	*rc = 0;
+	if (ps->pend_count == 0)
+		return false;
+	if (PQflush(ps->conn) < 0 || !PQconsumeInput(ps->conn))
+	{
+		*rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							"lost the connection to the destination: %s",
+							PQerrorMessage(ps->conn));
+		return false;
+	}
+	while (ps->pend_count > 0 && !PQisBusy(ps->conn))
+		if (pend_read_one(ps, err) != 0)
+		{
+			*rc = -1;
+			return false;
+		}
+	return ps->pend_count > 0;
 }
 
 /* Reads results until at most "keep" are outstanding. */
@@ -1219,6 +1299,19 @@ connect_dest(PgSink *ps, DtsError *err)
 		free(shown);
 		disconnect(ps);
 		return -1;
+	}
+	/*
+	 * A deep send buffer: the destination has a whole source transaction
+	 * or more to apply while the source's walsender reads the WAL of the
+	 * next one (it sends nothing of a transaction before its commit), and
+	 * the shipper, not blocked, reads on.  The kernel caps the size
+	 * (net.core.wmem_max); failing is harmless.
+	 */
+	{
+		int			size = SEND_BUFFER_BYTES;
+
+		(void) setsockopt(PQsocket(ps->conn), SOL_SOCKET, SO_SNDBUF, &size,
+						  sizeof(size));
 	}
 	if (exec_ok(ps, "SET client_min_messages = warning", 0, NULL,
 				"set client_min_messages", err) != 0 ||
@@ -1714,128 +1807,9 @@ run_tuple(const PgChange *chg)
 	return chg->kind == DTS_FRAME_DELETE ? where_tuple(chg) : chg->newv;
 }
 
-/*
- * Sends the run as one COPY (FORMAT binary) of the columns cols[] (source
- * column numbers) of each entry's run_tuple(), with copy_sql, outside
- * pipeline mode.  A COPY that fails or stores another number of rows
- * marks the batch.
- */
-static int
-copy_rows(PgSink *ps, const char *copy_sql, const int *cols, int ncols,
-		  DtsError *err)
-{
-	PgRel	   *rel = ps->run_rel;
-	Buf		   *b = &ps->sql;
-	PGresult   *res;
-	char		msg[400];
-	bool		sent_ok = true;
-	static const char header[] = "PGCOPY\n\377\r\n";
-
-	res = PQexec(ps->conn, copy_sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-	{
-		set_anomaly(ps, "COPY failed: %s",
-					result_message(ps, res, msg, sizeof(msg)));
-		PQclear(res);
-		return 0;
-	}
-	PQclear(res);
-
-	buf_reset(b);
-	buf_reserve(b, 19);
-	memcpy(b->data, header, 11);
-	memset(b->data + 11, 0, 8); /* flags, header extension length */
-	b->len = 19;
-	for (int r = 0; r < ps->run_len && sent_ok; r++)
-	{
-		PgVal	   *vals = run_tuple(ps->run[r]);
-
-		buf_reserve(b, 2);
-		b->data[b->len++] = (char) (ncols >> 8);
-		b->data[b->len++] = (char) ncols;
-		for (int c = 0; c < ncols; c++)
-		{
-			int			i = cols[c];
-			PgVal	   *v = &vals[i];
-
-			if (v->status != DTS_VALUE_PRESENT)
-			{
-				put_be32(b, UINT32_MAX);	/* -1: NULL */
-				continue;
-			}
-			patch_value(&rel->cols[i], v);
-			put_be32(b, (uint32_t) v->len);
-			buf_reserve(b, (size_t) v->len);
-			memcpy(b->data + b->len, v->data, (size_t) v->len);
-			b->len += (size_t) v->len;
-		}
-		if (b->len >= COPY_CHUNK)
-		{
-			sent_ok = PQputCopyData(ps->conn, b->data, (int) b->len) == 1;
-			b->len = 0;
-		}
-	}
-	buf_reserve(b, 2);
-	b->data[b->len++] = (char) 0xFF;	/* trailer: -1 */
-	b->data[b->len++] = (char) 0xFF;
-	if (!sent_ok || PQputCopyData(ps->conn, b->data, (int) b->len) != 1 ||
-		PQputCopyEnd(ps->conn, NULL) != 1)
-		return dts_error_set(err, DTS_ERROR_CONNECT,
-							 "could not send to the destination: %s",
-							 PQerrorMessage(ps->conn));
-	while ((res = PQgetResult(ps->conn)) != NULL)
-	{
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			set_anomaly(ps, "COPY failed: %s",
-						result_message(ps, res, msg, sizeof(msg)));
-		else if (strtol(PQcmdTuples(res), NULL, 10) != ps->run_len)
-			set_anomaly(ps, "COPY stored %s of %d rows", PQcmdTuples(res),
-						ps->run_len);
-		PQclear(res);
-	}
-	if (PQstatus(ps->conn) != CONNECTION_OK)
-		return dts_error_set(err, DTS_ERROR_CONNECT,
-							 "lost the connection to the destination: %s",
-							 PQerrorMessage(ps->conn));
-	return 0;
-}
-
-/*
- * Sends the run of inserts as one COPY ... FROM STDIN (FORMAT binary)
- * into the table.
- */
-static int
-copy_run(PgSink *ps, DtsError *err)
-{
-	PgRel	   *rel = ps->run_rel;
-	Buf			sql = {0};
-	int		   *cols;
-	bool		paused;
-	int			rc;
-
-	if (pipeline_pause(ps, &paused, err) != 0)
-		return -1;
-	if (!paused)
-		return 0;
-	buf_reset(&sql);
-	buf_add(&sql, "COPY ");
-	buf_add(&sql, rel->qname);
-	buf_add(&sql, " (");
-	cols = dts_realloc(NULL, sizeof(int) * (rel->ncols + 1));
-	for (int i = 0; i < rel->ncols; i++)
-	{
-		buf_add(&sql, i > 0 ? ", " : "");
-		buf_ident(&sql, rel->cols[i].dst_name);
-		cols[i] = i;
-	}
-	buf_add(&sql, ") FROM STDIN (FORMAT binary)");
-	rc = copy_rows(ps, sql.data, cols, rel->ncols, err);
-	free(cols);
-	free(sql.data);
-	if (rc != 0)
-		return -1;
-	return pipeline_resume(ps, err);
-}
+#define SET_JOIN_SQL \
+	"SELECT set_config('enable_hashjoin', 'off', true), " \
+	"set_config('enable_mergejoin', 'off', true)"
 
 /*
  * The columns of an update or delete run's stage, into cols[]: the key
@@ -1856,75 +1830,104 @@ stage_columns(const PgSink *ps, int *cols)
 	return n;
 }
 
-#define SET_JOIN_SQL \
-	"SELECT set_config('enable_hashjoin', 'off', true), " \
-	"set_config('enable_mergejoin', 'off', true)"
+/* The stage an update or delete run is copied into */
+static Stage *
+run_stage(PgSink *ps)
+{
+	return ps->run_kind == DTS_FRAME_UPDATE ? &ps->run_upd->stage :
+		&ps->run_rel->del_stage;
+}
+
+/* Sends the COPY data gathered so far. */
+static int
+copy_send(PgSink *ps, DtsError *err)
+{
+	if (ps->copybuf.len > 0 &&
+		PQputCopyData(ps->conn, ps->copybuf.data, (int) ps->copybuf.len) != 1)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	ps->copybuf.len = 0;
+	return 0;
+}
 
 /*
- * Sends a run of updates or deletes set-based: COPY into the stage (made
- * first if needed, emptied if used already in this transaction), then,
- * back in the pipeline, one UPDATE ... FROM or DELETE ... USING the stage
- * that must hit exactly one row for each staged row (PEND_SETOP checks:
- * as many rows changed as staged, each staged row matched), else the
- * batch is marked and replayed carefully as after any per-row surprise.
- * The keys of a run are distinct, so the result is the sequential one.
+ * Appends one run entry to the open COPY (FORMAT binary): the columns
+ * copy_cols[] of its run_tuple().  The data goes out in chunks, so the
+ * destination stores rows while the shipper decodes the next ones.
  */
 static int
-set_run(PgSink *ps, DtsError *err)
+copy_put_row(PgSink *ps, PgChange *chg, DtsError *err)
+{
+	PgRel	   *rel = chg->rel;
+	Buf		   *b = &ps->copybuf;
+	PgVal	   *vals = run_tuple(chg);
+	int			ncols = ps->copy_ncols;
+
+	buf_reserve(b, 2);
+	b->data[b->len++] = (char) (ncols >> 8);
+	b->data[b->len++] = (char) ncols;
+	for (int c = 0; c < ncols; c++)
+	{
+		int			i = ps->copy_cols[c];
+		PgVal	   *v = &vals[i];
+
+		if (v->status != DTS_VALUE_PRESENT)
+		{
+			put_be32(b, UINT32_MAX);	/* -1: NULL */
+			continue;
+		}
+		patch_value(&rel->cols[i], v);
+		put_be32(b, (uint32_t) v->len);
+		buf_reserve(b, (size_t) v->len);
+		memcpy(b->data + b->len, v->data, (size_t) v->len);
+		b->len += (size_t) v->len;
+	}
+	return b->len >= COPY_CHUNK ? copy_send(ps, err) : 0;
+}
+
+/*
+ * Makes the stage of an update or delete run ready for a COPY: created
+ * once per session (from the table's columns, so with the destination's
+ * types), emptied if used already in this destination transaction.
+ * False (the batch marked) if that failed.
+ */
+static bool
+stage_ready(PgSink *ps, Stage *st, const char *stq)
 {
 	PgRel	   *rel = ps->run_rel;
-	bool		upd = ps->run_kind == DTS_FRAME_UPDATE;
-	Stage	   *st = upd ? &ps->run_upd->stage : &rel->del_stage;
 	Buf			sql = {0};
-	Buf			stq = {0};
-	int		   *cols;
-	int			ncols;
-	int			rc = 0;
-	bool		paused;
 	PGresult   *res;
 	char		msg[400];
-	Pending    *pend;
+	bool		ok = true;
 
-	if (pipeline_pause(ps, &paused, err) != 0)
-		return -1;
-	if (!paused)
-		return 0;
-	cols = dts_realloc(NULL, sizeof(int) * (rel->ncols + rel->nmatch + 1));
-	ncols = stage_columns(ps, cols);
-	buf_reset(&stq);
-	buf_add(&stq, "pg_temp.");
-	buf_ident(&stq, st->name);
-
-	/* the stage: made once per session, emptied before a second use */
 	buf_reset(&sql);
 	if (st->state == STMT_NONE)
 	{
-		buf_printf(&sql, "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE ", stq.data);
+		buf_printf(&sql, "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE ", stq);
 		buf_ident(&sql, st->name);
 		buf_add(&sql, " ON COMMIT DELETE ROWS AS SELECT ");
-		for (int c = 0; c < ncols; c++)
+		for (int c = 0; c < ps->copy_ncols; c++)
 		{
 			buf_add(&sql, c > 0 ? ", " : "");
-			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_ident(&sql, rel->cols[ps->copy_cols[c]].dst_name);
 		}
 		buf_printf(&sql, " FROM %s WITH NO DATA", rel->qname);
 	}
 	else if (st->filled_gen == ps->dest_gen)
-		buf_printf(&sql, "TRUNCATE %s", stq.data);
+		buf_printf(&sql, "TRUNCATE %s", stq);
 	if (sql.len > 0)
 	{
 		res = PQexec(ps->conn, sql.data);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
-			set_anomaly(ps, "could not prepare the stage of a run of %d %ss: %s",
-						ps->run_len, kind_word(ps->run_kind),
+			set_anomaly(ps, "could not prepare the stage of a run of %ss: %s",
+						kind_word(ps->run_kind),
 						result_message(ps, res, msg, sizeof(msg)));
 			st->state = STMT_NONE;
-			PQclear(res);
-			goto resume;
+			ok = false;
 		}
-		PQclear(res);
-		if (st->state == STMT_NONE)
+		else if (st->state == STMT_NONE)
 		{
 			st->state = STMT_SENT;	/* exists once this transaction commits */
 			if (ps->nstage_new == ps->stage_new_cap)
@@ -1935,43 +1938,177 @@ set_run(PgSink *ps, DtsError *err)
 			}
 			ps->stage_new[ps->nstage_new++] = st;
 		}
+		PQclear(res);
 	}
 	st->filled_gen = ps->dest_gen;
+	free(sql.data);
+	return ok;
+}
 
-	buf_reset(&sql);
-	buf_printf(&sql, "COPY %s FROM STDIN (FORMAT binary)", stq.data);
-	if (copy_rows(ps, sql.data, cols, ncols, err) != 0)
+/*
+ * The run has become long enough: leaves pipeline mode and opens its
+ * COPY ... FROM STDIN (FORMAT binary), into the table (inserts) or into
+ * the run's stage (updates, deletes), and sends the entries held so far.
+ * From now on each new entry of the run goes straight into the COPY.  If
+ * the COPY cannot begin, the batch is marked (and the run dropped).
+ */
+static int
+copy_start(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	Buf			sql = {0};
+	Buf			stq = {0};
+	PGresult   *res;
+	char		msg[400];
+	bool		paused;
+	int			rc = 0;
+	static const char header[] = "PGCOPY\n\377\r\n";
+
+	if (pipeline_pause(ps, &paused, err) != 0)
+		return -1;
+	if (!paused)
 	{
-		rc = -1;
-		goto done;
+		run_clear(ps);			/* the batch is marked: replayed anyway */
+		return 0;
 	}
-	if (ps->anomaly)
+	if (ps->copy_cols_cap < rel->ncols + rel->nmatch + 1)
 	{
-		st->state = STMT_NONE;
+		ps->copy_cols_cap = rel->ncols + rel->nmatch + 1;
+		ps->copy_cols = dts_realloc(ps->copy_cols,
+									sizeof(int) * ps->copy_cols_cap);
+	}
+	buf_reset(&sql);
+	if (ps->run_kind == DTS_FRAME_INSERT)
+	{
+		ps->copy_ncols = rel->ncols;
+		buf_printf(&sql, "COPY %s (", rel->qname);
+		for (int i = 0; i < rel->ncols; i++)
+		{
+			buf_add(&sql, i > 0 ? ", " : "");
+			buf_ident(&sql, rel->cols[i].dst_name);
+			ps->copy_cols[i] = i;
+		}
+		buf_add(&sql, ") FROM STDIN (FORMAT binary)");
+	}
+	else
+	{
+		Stage	   *st = run_stage(ps);
+
+		ps->copy_ncols = stage_columns(ps, ps->copy_cols);
+		buf_reset(&stq);
+		buf_add(&stq, "pg_temp.");
+		buf_ident(&stq, st->name);
+		if (!stage_ready(ps, st, stq.data))
+			goto resume;
+		buf_printf(&sql, "COPY %s FROM STDIN (FORMAT binary)", stq.data);
+	}
+	res = PQexec(ps->conn, sql.data);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		set_anomaly(ps, "COPY failed: %s",
+					result_message(ps, res, msg, sizeof(msg)));
+		if (ps->run_kind != DTS_FRAME_INSERT)
+			run_stage(ps)->state = STMT_NONE;
+		PQclear(res);
 		goto resume;
 	}
+	PQclear(res);
+	ps->copying = true;
+	buf_reserve(&ps->copybuf, 19);
+	memcpy(ps->copybuf.data, header, 11);
+	memset(ps->copybuf.data + 11, 0, 8);	/* flags, header extension */
+	ps->copybuf.len = 19;
+	for (int r = 0; r < ps->run_len && rc == 0; r++)
+		rc = copy_put_row(ps, ps->run[r], err);
+	ps->run_len = 0;
+	free(sql.data);
+	free(stq.data);
+	return rc;
 
-	/* the statement, for the pipeline */
+resume:
+	free(sql.data);
+	free(stq.data);
+	run_clear(ps);
+	return pipeline_resume(ps, err);
+}
+
+/*
+ * Ends the run's COPY (it must have stored every row of the run, else the
+ * batch is marked) and goes back to pipeline mode.  An update or delete
+ * run is then applied from its stage by one statement in the pipeline, an
+ * UPDATE ... FROM or DELETE ... USING that must hit exactly one row for
+ * each staged row (PEND_SETOP checks: as many rows changed as staged,
+ * each staged row matched), else the batch is marked and replayed
+ * carefully as after any per-row surprise.  The keys of a run are
+ * distinct, so the result is the sequential one.
+ */
+static int
+copy_finish(PgSink *ps, DtsError *err)
+{
+	PgRel	   *rel = ps->run_rel;
+	bool		upd = ps->run_kind == DTS_FRAME_UPDATE;
+	PGresult   *res;
+	char		msg[400];
+	Buf			sql = {0};
+	Pending    *pend;
+	int			rc = 0;
+
+	ps->copying = false;
+	buf_reserve(&ps->copybuf, 2);
+	ps->copybuf.data[ps->copybuf.len++] = (char) 0xFF;	/* trailer: -1 */
+	ps->copybuf.data[ps->copybuf.len++] = (char) 0xFF;
+	if (copy_send(ps, err) != 0 || PQputCopyEnd(ps->conn, NULL) != 1)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "could not send to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	while ((res = PQgetResult(ps->conn)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			set_anomaly(ps, "COPY of a run of %ld %ss failed: %s",
+						ps->run_count, kind_word(ps->run_kind),
+						result_message(ps, res, msg, sizeof(msg)));
+		else if (strtol(PQcmdTuples(res), NULL, 10) != ps->run_count)
+			set_anomaly(ps, "COPY stored %s of %ld rows", PQcmdTuples(res),
+						ps->run_count);
+		PQclear(res);
+	}
+	if (PQstatus(ps->conn) != CONNECTION_OK)
+		return dts_error_set(err, DTS_ERROR_CONNECT,
+							 "lost the connection to the destination: %s",
+							 PQerrorMessage(ps->conn));
+	if (pipeline_resume(ps, err) != 0)
+		return -1;
+	if (ps->run_kind == DTS_FRAME_INSERT)
+		return 0;
+	if (ps->anomaly)
+	{
+		run_stage(ps)->state = STMT_NONE;
+		return 0;
+	}
+
 	buf_reset(&sql);
 	buf_add(&sql, "WITH dts_run AS (");
 	if (upd)
 	{
 		buf_printf(&sql, "UPDATE %s AS dts_d SET ", rel->qname);
-		for (int c = rel->nmatch; c < ncols; c++)
+		for (int c = rel->nmatch; c < ps->copy_ncols; c++)
 		{
+			const char *name = rel->cols[ps->copy_cols[c]].dst_name;
+
 			buf_add(&sql, c > rel->nmatch ? ", " : "");
-			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_ident(&sql, name);
 			buf_add(&sql, " = dts_s.");
-			buf_ident(&sql, rel->cols[cols[c]].dst_name);
+			buf_ident(&sql, name);
 		}
-		buf_printf(&sql, " FROM %s AS dts_s WHERE ", stq.data);
+		buf_add(&sql, " FROM pg_temp.");
 	}
 	else
-		buf_printf(&sql, "DELETE FROM %s AS dts_d USING %s AS dts_s WHERE ",
-				   rel->qname, stq.data);
+		buf_printf(&sql, "DELETE FROM %s AS dts_d USING pg_temp.", rel->qname);
+	buf_ident(&sql, run_stage(ps)->name);
+	buf_add(&sql, " AS dts_s WHERE ");
 	for (int k = 0; k < rel->nmatch; k++)
 	{
-		const char *name = rel->cols[cols[k]].dst_name;
+		const char *name = rel->cols[ps->copy_cols[k]].dst_name;
 
 		buf_add(&sql, k > 0 ? " AND dts_d." : "dts_d.");
 		buf_ident(&sql, name);
@@ -1981,60 +2118,80 @@ set_run(PgSink *ps, DtsError *err)
 	buf_add(&sql, " RETURNING dts_s.ctid AS dts_row) "
 			"SELECT count(*), count(DISTINCT dts_row) FROM dts_run");
 
-resume:
-	if (pipeline_resume(ps, err) != 0)
-	{
+	/*
+	 * One index probe per staged row, as the per-row statements and native
+	 * replication do: a hash or merge join would read the whole table (the
+	 * planner knows nothing of the stage).
+	 */
+	if (pipe_send(ps, SET_JOIN_SQL, NULL, PEND_OTHER, NULL, NULL, err) != 0)
 		rc = -1;
-		goto done;
-	}
-	if (!ps->anomaly)
+	else if (!PQsendQueryParams(ps->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0))
+		rc = dts_error_set(err, DTS_ERROR_CONNECT,
+						   "could not send to the destination: %s",
+						   PQerrorMessage(ps->conn));
+	else
 	{
-		/*
-		 * One index probe per staged row, as the per-row statements and
-		 * native replication do: a hash or merge join would read the
-		 * whole table (the planner knows nothing of the stage).
-		 */
-		if (pipe_send(ps, SET_JOIN_SQL, NULL, PEND_OTHER, NULL, NULL, err) != 0)
-		{
-			rc = -1;
-			goto done;
-		}
-		if (!PQsendQueryParams(ps->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0))
-		{
-			rc = dts_error_set(err, DTS_ERROR_CONNECT,
-							   "could not send to the destination: %s",
-							   PQerrorMessage(ps->conn));
-			goto done;
-		}
-		pend = pend_push(ps, PEND_SETOP, &st->state, ps->run[0]);
-		pend->expect = ps->run_len;
+		pend = pend_push(ps, PEND_SETOP, &run_stage(ps)->state, NULL);
+		pend->chg_kind = ps->run_kind;
+		pend->expect = ps->run_count;
 		if (pipe_send(ps, "RESET enable_hashjoin", NULL, PEND_OTHER, NULL,
 					  NULL, err) != 0 ||
 			pipe_send(ps, "RESET enable_mergejoin", NULL, PEND_OTHER, NULL,
 					  NULL, err) != 0)
 			rc = -1;
+		/* its results as soon as they are ready (see pend_busy()) */
+		else if (PQsendFlushRequest(ps->conn) != 1 || PQflush(ps->conn) != 0)
+			rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							   "could not send to the destination: %s",
+							   PQerrorMessage(ps->conn));
 	}
-done:
-	free(cols);
 	free(sql.data);
-	free(stq.data);
 	return rc;
 }
 
-/* Sends the run: COPY (set-based) if long enough, else one by one. */
+/*
+ * The run's COPY is given up (the destination transaction is rolled back
+ * next): best effort, the connection may be gone.
+ */
+static void
+copy_abort(PgSink *ps)
+{
+	PGresult   *res;
+
+	if (!ps->copying)
+		return;
+	ps->copying = false;
+	ps->copybuf.len = 0;
+	if (ps->conn == NULL)
+		return;
+	if (PQputCopyEnd(ps->conn, "the batch is rolled back") == 1)
+		while ((res = PQgetResult(ps->conn)) != NULL)
+			PQclear(res);
+}
+
+/* The length from which a run goes by COPY */
+static int
+run_min(const PgSink *ps)
+{
+	return ps->run_kind == DTS_FRAME_INSERT ? COPY_MIN_ROWS : SET_MIN_ROWS;
+}
+
+/*
+ * Sends the run: ends its COPY (set-based) if it got one or is long
+ * enough for one (held while the destination was busy), else sends its
+ * entries one by one.
+ */
 static int
 flush_run(PgSink *ps, DtsError *err)
 {
 	int			rc = 0;
 
-	if (ps->run_len == 0)
-		return 0;
-	if (ps->anomaly)
-		rc = 0;
-	else if (ps->run_kind == DTS_FRAME_INSERT && ps->run_len >= COPY_MIN_ROWS)
-		rc = copy_run(ps, err);
-	else if (ps->run_kind != DTS_FRAME_INSERT && ps->run_len >= SET_MIN_ROWS)
-		rc = set_run(ps, err);
+	if (!ps->copying && !ps->anomaly && ps->run_len >= run_min(ps))
+		rc = copy_start(ps, err);
+	if (rc != 0)
+		;
+	else if (ps->copying)
+		rc = copy_finish(ps, err);
 	else
 		for (int i = 0; i < ps->run_len && rc == 0 && !ps->anomaly; i++)
 			rc = send_prepared(ps, ps->run[i], err);
@@ -2042,71 +2199,68 @@ flush_run(PgSink *ps, DtsError *err)
 	return rc;
 }
 
-static uint32_t
+/* 64-bit FNV-1a of a tuple's key images; never 0 (a free slot). */
+static uint64_t
 key_hash(const PgRel *rel, const PgVal *t)
 {
-	uint32_t	h = 2166136261u;
+	uint64_t	h = UINT64_C(14695981039346656037);
 
 	for (int k = 0; k < rel->nmatch; k++)
 	{
 		const PgVal *v = &t[rel->match[k]];
 
 		for (int j = 0; j < v->len; j++)
-			h = (h ^ (uint8_t) v->data[j]) * 16777619u;
-		h = (h ^ (uint32_t) v->len) * 16777619u;
+			h = (h ^ (uint8_t) v->data[j]) * UINT64_C(1099511628211);
+		h = (h ^ (uint32_t) v->len) * UINT64_C(1099511628211);
 	}
-	return h;
+	return h | 1;
 }
 
+/*
+ * Notes the key of chg in the run's key set; false if it is there already
+ * (or only its hash: a run then merely ends a little early).  Entries are
+ * not kept once they are in the COPY, so only the hashes are.
+ */
 static bool
-key_equal(const PgRel *rel, const PgVal *a, const PgVal *b)
+run_key_add(PgSink *ps, const PgChange *chg)
 {
-	for (int k = 0; k < rel->nmatch; k++)
-	{
-		const PgVal *x = &a[rel->match[k]];
-		const PgVal *y = &b[rel->match[k]];
-
-		if (x->len != y->len || memcmp(x->data, y->data, (size_t) x->len) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* Places run entry idx in the key table; false if its key is there. */
-static bool
-run_key_add(PgSink *ps, int idx)
-{
-	const PgRel *rel = ps->run_rel;
-	PgVal	   *t = run_tuple(ps->run[idx]);
+	uint64_t	h = key_hash(chg->rel, run_tuple(chg));
 	int			mask;
 	int			at;
 
-	if ((idx + 1) * 2 > ps->run_hcap)
+	if ((ps->run_nslots + 1) * 2 > ps->run_hcap)
 	{
 		int			ncap = ps->run_hcap ? ps->run_hcap * 2 : 256;
+		uint64_t   *old = ps->run_htab;
+		int			ocap = ps->run_hcap;
 
-		ps->run_htab = dts_realloc(ps->run_htab, sizeof(int) * ncap);
-		memset(ps->run_htab, 0, sizeof(int) * ncap);
+		ps->run_htab = dts_realloc(NULL, sizeof(uint64_t) * ncap);
+		memset(ps->run_htab, 0, sizeof(uint64_t) * ncap);
+		ps->run_slot = dts_realloc(ps->run_slot, sizeof(int) * (ncap / 2));
 		ps->run_hcap = ncap;
-		for (int i = 0; i < idx; i++)
+		ps->run_nslots = 0;
+		for (int i = 0; i < ocap; i++)
 		{
-			at = (int) (key_hash(rel, run_tuple(ps->run[i])) & (ncap - 1));
+			if (old[i] == 0)
+				continue;
+			at = (int) (old[i] & (uint64_t) (ncap - 1));
 			while (ps->run_htab[at] != 0)
 				at = (at + 1) & (ncap - 1);
-			ps->run_htab[at] = i + 1;
-			ps->run_slot[i] = at;
+			ps->run_htab[at] = old[i];
+			ps->run_slot[ps->run_nslots++] = at;
 		}
+		free(old);
 	}
 	mask = ps->run_hcap - 1;
-	at = (int) (key_hash(rel, t) & mask);
+	at = (int) (h & (uint64_t) mask);
 	while (ps->run_htab[at] != 0)
 	{
-		if (key_equal(rel, run_tuple(ps->run[ps->run_htab[at] - 1]), t))
+		if (ps->run_htab[at] == h)
 			return false;
 		at = (at + 1) & mask;
 	}
-	ps->run_htab[at] = idx + 1;
-	ps->run_slot[idx] = at;
+	ps->run_htab[at] = h;
+	ps->run_slot[ps->run_nslots++] = at;
 	return true;
 }
 
@@ -2153,26 +2307,50 @@ runnable(PgSink *ps, PgChange *chg, UpdateStmt **up)
 	return true;
 }
 
-/* Appends chg to the run (the caller has checked that it belongs). */
-static void
-run_append(PgSink *ps, PgChange *chg)
+/*
+ * Adds chg to the run (the caller has checked that it belongs; run_upd is
+ * set for updates): held until the run is long enough for a COPY, then
+ * into the COPY.  A run of COPY_MAX_ROWS ends.
+ */
+static int
+run_add(PgSink *ps, PgChange *chg, DtsError *err)
 {
-	if (ps->run_len == ps->run_cap)
-	{
-		ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 1024;
-		ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
-		ps->run_slot = dts_realloc(ps->run_slot, sizeof(int) * ps->run_cap);
-	}
+	int			rc = 0;
+	int			min;
+
 	ps->run_rel = chg->rel;
 	ps->run_kind = chg->kind;
-	ps->run_slot[ps->run_len] = -1;
-	ps->run[ps->run_len++] = chg;
+	min = run_min(ps);
+	ps->run_count++;
+	if (ps->copying)
+		rc = copy_put_row(ps, chg, err);
+	else
+	{
+		if (ps->run_len == ps->run_cap)
+		{
+			ps->run_cap = ps->run_cap ? ps->run_cap * 2 : 128;
+			ps->run = dts_realloc(ps->run, sizeof(PgChange *) * ps->run_cap);
+		}
+		ps->run[ps->run_len++] = chg;
+		/*
+		 * Long enough for a COPY; but while the destination still works
+		 * on earlier statements (a set-based run's), the COPY would wait
+		 * for them: hold on and read more changes meanwhile.
+		 */
+		if (ps->run_len >= min &&
+			(ps->run_len >= (ps->transient ? min : RUN_HOLD_MAX) ||
+			 !pend_busy(ps, &rc, err)))
+			rc = rc != 0 ? rc : copy_start(ps, err);
+	}
+	if (rc == 0 && ps->run_count >= COPY_MAX_ROWS)
+		rc = flush_run(ps, err);
+	return rc;
 }
 
 /*
  * Sends one change (nothing once the batch is marked).  Inserts into a
  * table that COPY can take, and updates and deletes that can go
- * set-based, wait in a run; anything else sends the run first.  An update
+ * set-based, join a run; anything else sends the run first.  An update
  * or delete whose key is in the run already ends the run before it.
  */
 static int
@@ -2197,6 +2375,11 @@ send_change(PgSink *ps, PgChange *chg, DtsError *err)
 	}
 	if (!rel->resolved)
 	{
+		/* the catalog query needs the pipeline: no COPY open */
+		if (flush_run(ps, err) != 0)
+			return -1;
+		if (ps->anomaly)
+			return 0;
 		if (resolve_pipelined(ps, rel, err) != 0)
 			return -1;
 		if (ps->anomaly)
@@ -2207,32 +2390,31 @@ send_change(PgSink *ps, PgChange *chg, DtsError *err)
 		if ((ps->run_rel != rel || ps->run_kind != DTS_FRAME_INSERT) &&
 			flush_run(ps, err) != 0)
 			return -1;
-		run_append(ps, chg);
-		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
+		if (ps->anomaly)
+			return 0;
+		return run_add(ps, chg, err);
 	}
 	if (chg->kind != DTS_FRAME_INSERT && runnable(ps, chg, &up))
 	{
 		if ((ps->run_rel != rel || ps->run_kind != chg->kind ||
 			 ps->run_upd != up) && flush_run(ps, err) != 0)
 			return -1;
-		run_append(ps, chg);
-		ps->run_upd = up;
-		if (!run_key_add(ps, ps->run_len - 1))
+		if (!ps->anomaly && !run_key_add(ps, chg))
 		{
 			/* the key again: the run before it goes first */
-			ps->run_len--;
 			if (flush_run(ps, err) != 0)
 				return -1;
-			if (ps->anomaly)
-				return 0;
-			run_append(ps, chg);
-			ps->run_upd = up;
-			run_key_add(ps, 0);
+			run_key_add(ps, chg);
 		}
-		return ps->run_len >= COPY_MAX_ROWS ? flush_run(ps, err) : 0;
+		if (ps->anomaly)
+			return 0;
+		ps->run_upd = up;
+		return run_add(ps, chg, err);
 	}
 	if (flush_run(ps, err) != 0)
 		return -1;
+	if (ps->anomaly)
+		return 0;
 	return send_prepared(ps, chg, err);
 }
 
@@ -2322,6 +2504,11 @@ static void
 reset_batch(PgSink *ps)
 {
 	arena_reset(&ps->arena);
+	arena_reset(&ps->scratch);
+	if (ps->spill)
+		fclose(ps->spill);
+	ps->spill = NULL;
+	ps->spilling = false;
 	ps->first_txn = ps->last_txn = NULL;
 	ps->ntxns = 0;
 	ps->nrows = 0;
@@ -2375,6 +2562,233 @@ abort_dest(PgSink *ps)
 		PQclear(res);
 	}
 	ps->dest_open = false;
+}
+
+/* ----------------------------------------------------------------
+ *		The spill file: the changes of a batch past batch_memory
+ *
+ * Records in host byte order (the file never outlives the process):
+ * a SpillHead, the TRUNCATE's relation pointers, then the new and the old
+ * tuple (nnew / nold values, each: status byte, int32 length, bytes).
+ * Pointers to relations and source transactions stay valid: both live
+ * until the sink closes or the batch is reset (which drops the file).
+ * ----------------------------------------------------------------
+ */
+
+typedef struct SpillHead
+{
+	PgTxnRec   *txn;
+	PgRel	   *rel;
+	int32_t		seq;
+	int32_t		ntrunc;
+	int32_t		nnew;			/* values of the new tuple, or -1 */
+	int32_t		nold;			/* values of the old tuple, or -1 */
+	char		kind;
+	char		old_kind;
+	uint8_t		flags;
+} SpillHead;
+
+static int
+spill_error(PgSink *ps, const char *what, DtsError *err)
+{
+	dts_error_set(err, DTS_ERROR_OTHER,
+				  "could not %s the temp file of a source transaction bigger than sink.batch_memory (%zu MB): %s",
+				  what, ps->memory_cap / (1024 * 1024),
+				  errno ? strerror(errno) : "unexpected end of file");
+	dts_error_hint(err, "Set TMPDIR to a directory with room for the largest source transaction, or raise sink.batch_memory.");
+	return -1;
+}
+
+static void
+spill_tuple(FILE *fp, const PgVal *t, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		int32_t		len = t[i].len;
+
+		fputc(t[i].status, fp);
+		fwrite(&len, sizeof(len), 1, fp);
+		if (len > 0)
+			fwrite(t[i].data, 1, (size_t) len, fp);
+	}
+}
+
+/* Appends chg to the spill file (made on first use). */
+static int
+spill_write(PgSink *ps, const PgChange *chg, DtsError *err)
+{
+	SpillHead	h;
+
+	errno = 0;
+	if (ps->spill == NULL)
+	{
+		const char *dir = getenv("TMPDIR");
+		char		path[1024];
+		int			fd;
+
+		snprintf(path, sizeof(path), "%s/pg_dts_ship.batch.XXXXXX",
+				 dir && *dir ? dir : "/tmp");
+		fd = mkstemp(path);
+		if (fd < 0)
+			return spill_error(ps, "create", err);
+		unlink(path);
+		ps->spill = fdopen(fd, "w+");
+		if (ps->spill == NULL)
+		{
+			close(fd);
+			return spill_error(ps, "open", err);
+		}
+		setvbuf(ps->spill, NULL, _IOFBF, 256 * 1024);
+	}
+	memset(&h, 0, sizeof(h));
+	h.txn = chg->txn;
+	h.rel = chg->rel;
+	h.seq = chg->seq;
+	h.ntrunc = chg->ntrunc;
+	h.nnew = chg->newv ? chg->rel->ncols : -1;
+	h.nold = chg->oldv ? chg->rel->ncols : -1;
+	h.kind = chg->kind;
+	h.old_kind = chg->old_kind;
+	h.flags = chg->flags;
+	fwrite(&h, sizeof(h), 1, ps->spill);
+	if (chg->ntrunc > 0)
+		fwrite(chg->trunc, sizeof(PgRel *), (size_t) chg->ntrunc, ps->spill);
+	if (chg->newv)
+		spill_tuple(ps->spill, chg->newv, h.nnew);
+	if (chg->oldv)
+		spill_tuple(ps->spill, chg->oldv, h.nold);
+	if (ferror(ps->spill))
+		return spill_error(ps, "write", err);
+	return 0;
+}
+
+/* Back to the first record, for a replay. */
+static int
+spill_rewind(PgSink *ps, DtsError *err)
+{
+	errno = 0;
+	if (ps->spill && (fflush(ps->spill) != 0 ||
+					  fseeko(ps->spill, 0, SEEK_SET) != 0))
+		return spill_error(ps, "rewind", err);
+	return 0;
+}
+
+static bool
+unspill_tuple(PgSink *ps, PgVal **out, int n)
+{
+	PgVal	   *t;
+
+	if (n < 0)
+	{
+		*out = NULL;
+		return true;
+	}
+	t = arena_alloc(&ps->scratch, sizeof(PgVal) * ((size_t) n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		int			c = fgetc(ps->spill);
+		int32_t		len;
+
+		if (c == EOF || fread(&len, sizeof(len), 1, ps->spill) != 1 || len < 0)
+			return false;
+		t[i].status = (char) c;
+		t[i].len = len;
+		t[i].data = arena_alloc(&ps->scratch, (size_t) len + 1);
+		if (len > 0 && fread(t[i].data, 1, (size_t) len, ps->spill) != (size_t) len)
+			return false;
+		t[i].data[len] = '\0';
+	}
+	*out = t;
+	return true;
+}
+
+/* Reads the next record into scratch. */
+static PgChange *
+spill_read(PgSink *ps, DtsError *err)
+{
+	SpillHead	h;
+	PgChange   *chg;
+
+	errno = 0;
+	if (ps->spill == NULL || fread(&h, sizeof(h), 1, ps->spill) != 1)
+	{
+		spill_error(ps, "read", err);
+		return NULL;
+	}
+	chg = arena_alloc(&ps->scratch, sizeof(PgChange));
+	memset(chg, 0, sizeof(PgChange));
+	chg->txn = h.txn;
+	chg->rel = h.rel;
+	chg->seq = h.seq;
+	chg->kind = h.kind;
+	chg->old_kind = h.old_kind;
+	chg->flags = h.flags;
+	chg->ntrunc = h.ntrunc;
+	if (h.ntrunc > 0)
+	{
+		chg->trunc = arena_alloc(&ps->scratch, sizeof(PgRel *) * (size_t) h.ntrunc);
+		if (fread(chg->trunc, sizeof(PgRel *), (size_t) h.ntrunc,
+				  ps->spill) != (size_t) h.ntrunc)
+		{
+			spill_error(ps, "read", err);
+			return NULL;
+		}
+	}
+	if (!unspill_tuple(ps, &chg->newv, h.nnew) ||
+		!unspill_tuple(ps, &chg->oldv, h.nold))
+	{
+		spill_error(ps, "read", err);
+		return NULL;
+	}
+	return chg;
+}
+
+/* Walks the changes of one source transaction of the batch. */
+typedef struct TxnCursor
+{
+	PgTxnRec   *t;
+	PgChange   *pos;			/* last change returned from memory */
+	bool		in_file;
+	long		nread;			/* of t->nspilled */
+} TxnCursor;
+
+/*
+ * The next change of cur->t: those kept in memory, then those in the
+ * spill file (read in order: the transactions of a batch must be walked
+ * in order, after spill_rewind()).  NULL at the end, or with *rc = -1.
+ * A change read back lives in scratch until the next call that finds no
+ * run entry held (ps->transient tells the caller).
+ */
+static PgChange *
+cursor_next(PgSink *ps, TxnCursor *cur, int *rc, DtsError *err)
+{
+	PgChange   *next;
+
+	*rc = 0;
+	if (ps->run_len == 0)
+		arena_clear(&ps->scratch);
+	if (!cur->in_file)
+	{
+		next = cur->pos ? cur->pos->next : cur->t->first;
+		if (next != NULL)
+		{
+			cur->pos = next;
+			ps->transient = false;
+			return next;
+		}
+		cur->in_file = true;
+	}
+	if (cur->nread >= cur->t->nspilled)
+		return NULL;
+	next = spill_read(ps, err);
+	if (next == NULL)
+	{
+		*rc = -1;
+		return NULL;
+	}
+	cur->nread++;
+	ps->transient = true;
+	return next;
 }
 
 static int	replay_careful(PgSink *ps, DtsError *err);
@@ -2785,7 +3199,7 @@ careful_update(CarefulCtx *cx)
 			free(mask);
 			goto done;
 		}
-		row = arena_alloc(&ps->arena, sizeof(PgVal) * (rel->ncols + 1));
+		row = arena_alloc(&ps->scratch, sizeof(PgVal) * (rel->ncols + 1));
 		for (int i = 0; i < rel->ncols; i++)
 		{
 			row[i] = chg->newv[i];
@@ -2949,6 +3363,8 @@ careful_change(PgSink *ps, PgChange *chg, DtsError *err)
 static int
 replay_careful(PgSink *ps, DtsError *err)
 {
+	if (spill_rewind(ps, err) != 0)
+		return -1;
 	for (PgTxnRec *t = ps->first_txn; t; t = t->next)
 	{
 		ProgressParams pp;
@@ -2956,10 +3372,12 @@ replay_careful(PgSink *ps, DtsError *err)
 		Params		two;
 		char		msg[400];
 		int			rc = 0;
+		TxnCursor	cur = {t, NULL, false, 0};
+		PgChange   *c;
 
 		if (exec_ok(ps, "BEGIN", 0, NULL, "begin a transaction", err) != 0)
 			return -1;
-		for (PgChange *c = t->first; c && rc == 0; c = c->next)
+		while (rc == 0 && (c = cursor_next(ps, &cur, &rc, err)) != NULL)
 			rc = careful_change(ps, c, err);
 		if (rc != 0)
 		{
@@ -3011,9 +3429,9 @@ replay_careful(PgSink *ps, DtsError *err)
  */
 
 static PgVal *
-keep_tuple(PgSink *ps, const DtsTuple *t)
+keep_tuple(Arena *a, const DtsTuple *t)
 {
-	PgVal	   *vals = arena_alloc(&ps->arena, sizeof(PgVal) * (t->ncols + 1));
+	PgVal	   *vals = arena_alloc(a, sizeof(PgVal) * (t->ncols + 1));
 
 	for (int i = 0; i < t->ncols; i++)
 	{
@@ -3027,7 +3445,7 @@ keep_tuple(PgSink *ps, const DtsTuple *t)
 			continue;
 		if (v->encoding == DTS_ENC_TEXT)
 		{
-			pv->data = arena_alloc(&ps->arena, v->bytes.len + 1);
+			pv->data = arena_alloc(a, v->bytes.len + 1);
 			memcpy(pv->data, v->bytes.data, v->bytes.len);
 			pv->data[v->bytes.len] = '\0';
 			pv->len = (int) v->bytes.len;
@@ -3038,7 +3456,7 @@ keep_tuple(PgSink *ps, const DtsTuple *t)
 			const uint8_t *image;
 			size_t		len = dts_value_image(v, fixed, &image);
 
-			pv->data = arena_alloc(&ps->arena, len + 1);
+			pv->data = arena_alloc(a, len + 1);
 			if (len > 0)
 				memcpy(pv->data, image, len);
 			pv->len = (int) len;
@@ -3048,10 +3466,10 @@ keep_tuple(PgSink *ps, const DtsTuple *t)
 }
 
 static PgChange *
-keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
+keep_change(PgSink *ps, Arena *a, const DtsChange *c, DtsError *err)
 {
 	const DtsFrame *f = c->frame;
-	PgChange   *chg = arena_alloc(&ps->arena, sizeof(PgChange));
+	PgChange   *chg = arena_alloc(a, sizeof(PgChange));
 
 	memset(chg, 0, sizeof(PgChange));
 	chg->kind = (char) f->kind;
@@ -3059,7 +3477,7 @@ keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
 	if (f->kind == DTS_FRAME_TRUNCATE)
 	{
 		chg->flags = f->flags;
-		chg->trunc = arena_alloc(&ps->arena, sizeof(PgRel *) * (f->nrelids + 1));
+		chg->trunc = arena_alloc(a, sizeof(PgRel *) * (f->nrelids + 1));
 		for (int i = 0; i < f->nrelids; i++)
 		{
 			const DtsRelation *r = c->truncated ? c->truncated[i] : NULL;
@@ -3082,12 +3500,12 @@ keep_change(PgSink *ps, const DtsChange *c, DtsError *err)
 		if (chg->rel->skip)
 			return chg;
 		if (f->kind == DTS_FRAME_INSERT || f->kind == DTS_FRAME_UPDATE)
-			chg->newv = keep_tuple(ps, &f->new_tuple);
+			chg->newv = keep_tuple(a, &f->new_tuple);
 		if (f->kind == DTS_FRAME_UPDATE || f->kind == DTS_FRAME_DELETE)
 		{
 			chg->old_kind = f->old_kind;
 			if (f->old_kind != DTS_OLD_NONE)
-				chg->oldv = keep_tuple(ps, &f->old_tuple);
+				chg->oldv = keep_tuple(a, &f->old_tuple);
 		}
 	}
 	return chg;
@@ -3155,6 +3573,7 @@ pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
 	const DtsFrame *f = c->frame;
 	PgChange   *chg;
 	unsigned	kind;
+	int			rc;
 
 	/* logical messages and heartbeats are not applied */
 	if (txn == NULL || f->kind == DTS_FRAME_MESSAGE || c->heartbeat)
@@ -3165,7 +3584,20 @@ pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
 	if (ps->skipping)
 		return 0;
 
-	chg = keep_change(ps, c, err);
+	/*
+	 * Past batch_memory (one huge source transaction) the changes go to
+	 * the spill file instead of memory, for a careful replay; each is
+	 * built in scratch, which is emptied once the run holds none.
+	 */
+	if (!ps->spilling && ps->arena.total >= ps->memory_cap)
+	{
+		ps->spilling = true;
+		dts_log_info("source transaction %u is bigger than sink.batch_memory (%zu MB): keeping the rest of its changes in a temp file",
+					 ps->cur->xid, ps->memory_cap / (1024 * 1024));
+	}
+	if (ps->spilling && ps->run_len == 0)
+		arena_clear(&ps->scratch);
+	chg = keep_change(ps, ps->spilling ? &ps->scratch : &ps->arena, c, err);
 	if (chg == NULL)
 		return -1;
 	if (chg->rel)
@@ -3176,12 +3608,23 @@ pg_change(DtsSink *sink, const DtsTxn *txn, const DtsChange *c,
 			return 0;
 	}
 	chg->seq = ++ps->cur->nchanges;
+	chg->txn = ps->cur;
+	ps->nrows++;
+	if (ps->spilling)
+	{
+		if (spill_write(ps, chg, err) != 0)
+			return -1;
+		ps->cur->nspilled++;
+		ps->transient = true;
+		rc = send_change(ps, chg, err);
+		ps->transient = false;
+		return rc;
+	}
 	if (ps->cur->last)
 		ps->cur->last->next = chg;
 	else
 		ps->cur->first = chg;
 	ps->cur->last = chg;
-	ps->nrows++;
 	return send_change(ps, chg, err);
 }
 
@@ -3229,7 +3672,7 @@ pg_commit(DtsSink *sink, const DtsTxn *txn, DtsError *err)
 	}
 
 	if (ps->ntxns >= ps->batch_txns || ps->nrows >= ps->batch_rows ||
-		ps->arena.total >= BATCH_MAX_BYTES ||
+		ps->arena.total >= ps->memory_cap ||
 		dts_now_us() >= ps->batch_start_us + ps->batch_interval_us)
 		return commit_batch(ps, err);
 	/* let the server work on what we have sent while we read on */
@@ -3268,9 +3711,17 @@ pg_rollback(DtsSink *sink, DtsError *err)
 	ps->anomaly = false;
 	if (begin_dest(ps, err) != 0)
 		rc = -1;
+	if (rc == 0)
+		rc = spill_rewind(ps, err);
 	for (PgTxnRec *t = keep; t && rc == 0; t = t->next)
-		for (PgChange *c = t->first; c && rc == 0; c = c->next)
+	{
+		TxnCursor	cur = {t, NULL, false, 0};
+		PgChange   *c;
+
+		while (rc == 0 && (c = cursor_next(ps, &cur, &rc, err)) != NULL)
 			rc = send_change(ps, c, err);
+	}
+	ps->transient = false;
 	if (rc == 0)
 		return commit_batch(ps, err);
 	abort_dest(ps);
@@ -3378,6 +3829,9 @@ pg_close(DtsSink *sink)
 		return;
 	disconnect(ps);
 	arena_reset(&ps->arena);
+	arena_reset(&ps->scratch);
+	if (ps->spill)
+		fclose(ps->spill);
 	while (ps->all_rels)
 	{
 		PgRel	   *next = ps->all_rels->next_all;
@@ -3389,6 +3843,8 @@ pg_close(DtsSink *sink)
 	free(ps->run);
 	free(ps->run_slot);
 	free(ps->run_htab);
+	free(ps->copy_cols);
+	free(ps->copybuf.data);
 	free(ps->stage_new);
 	free(ps->params.values);
 	free(ps->params.lengths);
@@ -3442,6 +3898,9 @@ dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
 	ps->batch_interval_us = (int64_t) (config->batch_interval_ms >= 0 ?
 									   config->batch_interval_ms :
 									   DEFAULT_BATCH_INTERVAL) * 1000;
+	ps->memory_cap = (size_t) (config->batch_memory_mb > 0 ?
+							   config->batch_memory_mb :
+							   DEFAULT_BATCH_MEMORY) * 1024 * 1024;
 	sink->ops = &pg_sink_ops;
 	sink->state = ps;
 }
@@ -3453,7 +3912,8 @@ dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
 
 static const char *const pg_sink_keys[] = {
 	"type", "conninfo", "conflict_policy", "batch_transactions",
-	"batch_rows", "batch_interval", "conflicting_tables", NULL
+	"batch_rows", "batch_interval", "batch_memory", "conflicting_tables",
+	NULL
 };
 
 static int
@@ -3492,6 +3952,7 @@ dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
 	cfg->batch_transactions = DEFAULT_BATCH_TXNS;
 	cfg->batch_rows = DEFAULT_BATCH_ROWS;
 	cfg->batch_interval_ms = DEFAULT_BATCH_INTERVAL;
+	cfg->batch_memory_mb = DEFAULT_BATCH_MEMORY;
 
 	if (sink_json == NULL)
 	{
@@ -3515,7 +3976,7 @@ dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
 			known = known || strcmp(key, pg_sink_keys[i]) == 0;
 		if (!known)
 		{
-			snprintf(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"conninfo\", \"conflict_policy\", \"batch_transactions\", \"batch_rows\", \"batch_interval\", \"conflicting_tables\"",
+			snprintf(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"conninfo\", \"conflict_policy\", \"batch_transactions\", \"batch_rows\", \"batch_interval\", \"batch_memory\", \"conflicting_tables\"",
 					 key);
 			goto done;
 		}
@@ -3594,6 +4055,12 @@ dts_pg_sink_config_from_json(const char *sink_json, DtsPgSinkConfig *cfg,
 				goto done;
 			}
 			cfg->batch_interval_ms = (int) (s * 1000 + 0.5);
+		}
+		else if (strcmp(key, "batch_memory") == 0)
+		{
+			if (json_int_key(v, key, 1, 1048576, &n, err, errlen) != 0)
+				goto done;
+			cfg->batch_memory_mb = (int) n;
 		}
 		else if (strcmp(key, "conflicting_tables") == 0)
 		{

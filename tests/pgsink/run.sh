@@ -663,6 +663,47 @@ Q_SETODD='SELECT "K 1", "k2", "v al" FROM setrun."Odd ""Run""" ORDER BY 1, 2'
 same_rows "$Q_SETODD" "$Q_SETODD" "setrun: composite key, odd names, equal"
 
 # ---------------------------------------------------------------------
+# 4c. A source transaction much bigger than sink.batch_memory, with a
+#     conflict late in it: the changes past the cap go to a temp file,
+#     the careful replay reads them back; pg_dts_ship's memory stays
+#     bounded (GNU time's maximum resident set size)
+# ---------------------------------------------------------------------
+# One transaction: 20,000 inserts of ~1.9 kB rows (~40 MB of values, 1 MB
+# cap), then 5,000 updates and 2,000 deletes of those rows; the
+# destination already has row 19990 (INSERT_EXISTS, Ignore: kept).
+SHIP=${PG_DTS_SHIP:-$repo/build/pg_dts_ship}
+BIGTX_DDL="CREATE SCHEMA bigtx; CREATE TABLE bigtx.t (id int PRIMARY KEY, v text, pad text);"
+src_psql -c "$BIGTX_DDL" -c "SELECT pg_create_logical_replication_slot('dts_sync_bigtx', 'pg_dts')" >/dev/null &&
+	dst_psql -c "$BIGTX_DDL" -c "INSERT INTO bigtx.t VALUES (19990, 'the destination''s', NULL)" >/dev/null &&
+	src_psql >/dev/null <<'SQL'
+BEGIN;
+INSERT INTO bigtx.t SELECT i, 'v' || i, repeat(md5(i::text), 58) FROM generate_series(1, 20000) i;
+UPDATE bigtx.t SET v = 'u' || id WHERE id <= 5000;
+DELETE FROM bigtx.t WHERE id BETWEEN 10001 AND 12000;
+COMMIT;
+SQL
+check "bigtx: schema, slot, one big source transaction" test $? -eq 0
+BIGTX_END=$(src_val "SELECT pg_current_wal_insert_lsn()")
+cat >"$work/bigtx.json" <<EOF
+{"name": "bigtx", "source": {"conninfo": "$SRC"},
+ "sink": {"type": "pg", "conninfo": "$DST", "conflict_policy": "Ignore", "batch_memory": 1},
+ "objects": {"bigtx": {"all": true}}, "heartbeat_interval": 0}
+EOF
+/usr/bin/time -f "%M" -o "$work/bigtx.rss" "$SHIP" --task "$work/bigtx.json" -v \
+	--start -n -E "$BIGTX_END" >"$work/bigtx.out" 2>"$work/bigtx.err"
+is "bigtx: pg_dts_ship exit status" "$?" 0
+Q_BIGTX="SELECT count(*), md5(string_agg(id || v || pad, ',' ORDER BY id)) FROM bigtx.t WHERE id <> 19990"
+is "bigtx: rows equal the source's" "$(dst_val "$Q_BIGTX")" "$(src_val "$Q_BIGTX")"
+is "bigtx: the existing row kept (Ignore)" "$(dst_val "SELECT v FROM bigtx.t WHERE id = 19990")" "the destination's"
+is "bigtx: the late conflict logged" "$(clog bigtx)" 'INSERT_EXISTS:skip:{"id": 19990}'
+check "bigtx: changes past the cap kept in a temp file" has "$work/bigtx.err" \
+	"is bigger than sink.batch_memory (1 MB): keeping the rest of its changes in a temp file"
+check "bigtx: replayed carefully" has "$work/bigtx.err" "did not apply cleanly"
+bigtx_rss=$(( $(cat "$work/bigtx.rss" 2>/dev/null || echo 999999) / 1024 ))
+echo "# bigtx: pg_dts_ship max RSS ${bigtx_rss} MB (the transaction's values: ~40 MB)" >&2
+check "bigtx: pg_dts_ship max RSS ${bigtx_rss} MB < 30 MB" test "$bigtx_rss" -lt 30
+
+# ---------------------------------------------------------------------
 # 5. Timing: BENCH_ROWS inserts in 20 transactions
 # ---------------------------------------------------------------------
 if [ "$BENCH_ROWS" -gt 0 ]; then
