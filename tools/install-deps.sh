@@ -46,10 +46,10 @@ packages=(
 	kcat							# Kafka read-back in tests
 	python3-avro					# independent Avro decoder in tests
 	libjansson-dev					# task files, JSON formats
+	time							# /usr/bin/time: max RSS in tests, elapsed time in benches
 )
 if [ "$want_bench" = 1 ]; then
 	packages+=("postgresql-$PGMAJOR-wal2json")	# a bench contender
-	packages+=(time)	# /usr/bin/time: elapsed time and max RSS of shipping runs
 fi
 
 # output_plugin_libraries (a plugin must be listed to be used) came with
