@@ -121,8 +121,17 @@ measure()
 	CUR=$name
 	: >"$out/$name.time"
 	t0=$(date +%s.%N)
+	# what the destination's client backends wait on, sampled every 0.2 s
+	rm -f "$out/stop"
+	( while [ ! -e "$out/stop" ]; do
+		D postgres -Atc "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE backend_type IN ('client backend', 'parallel worker', 'logical replication worker') AND state <> 'idle' AND pid <> pg_backend_pid()" 2>/dev/null
+		sleep 0.2
+	  done >"$out/$name.waits" ) &
+	local sampler=$!
 	"$@"
 	t1=$(date +%s.%N)
+	touch "$out/stop"
+	wait "$sampler" || true
 	sleep 0.5
 	s1=$(cluster_cpu "$src_dir") d1=$(cluster_cpu "$dst_dir")
 	read -r lsn1 ck1 bc1 bcl1 bb1 < <(dst_stats)
@@ -136,6 +145,7 @@ measure()
 		"$(awk -v a="$d0" -v b="$d1" 'BEGIN { print b - a }')" \
 		"$k1" "$wal" "$((ck1 - ck0))" "$((bc1 - bc0))" "$((bcl1 - bcl0))" \
 		"$((bb1 - bb0))" "$((w1 - w0))" | tee -a "$out/report"
+	echo "    destination backends' samples (wait event or CPU): $(sort "$out/$name.waits" | uniq -c | sort -rn | head -6 | awk '{ printf "%s %s, ", $2, $1 }')"
 }
 timed()
 {
