@@ -172,18 +172,13 @@ EOF
 	fix_time "$out/$CUR.time"
 	S -c "SELECT pg_drop_replication_slot('dts_sync_fullbench')" >/dev/null
 }
-run_dump()
-{
-	timed dump "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' -f "$out/fifo.sql" &
-	wait $!
-	fix_time "$out/dump.time"
-}
 run_dump_pipe()
 {
 	mkfifo "$out/fifo"
 	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' -f "$out/fifo" &
+	local dumper=$!
 	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" -f "$out/fifo" >/dev/null
-	wait
+	wait "$dumper"
 	rm -f "$out/fifo"
 	fix_time "$out/dump.time"
 }
