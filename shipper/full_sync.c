@@ -21,11 +21,11 @@
  *
  * passing the COPY data on untouched, gathered into 64 kB CopyData messages
  * (the source sends one per row).  Ranges follow a single-column integer
- * primary key when there is one (they stay
- * valid across snapshots, so a resumed copy keeps them) and else blocks
- * (ctid ranges, which PostgreSQL 14+ scans directly; a table copied by
- * block ranges is copied again whole if a resumed call has a different
- * snapshot, since an updated row can move between blocks).
+ * primary key when there is one (they stay valid across snapshots, so a
+ * resumed copy keeps them) and else blocks (ctid ranges, which PostgreSQL
+ * 14+ scans directly; a table copied by block ranges is copied again whole
+ * if a resumed call has a different snapshot, since an updated row can move
+ * between blocks).
  *
  * Throttling is global: after each 256 kB a worker adds what it moved to
  * the shared counters and sleeps until the totals are back under the
