@@ -1846,6 +1846,19 @@ mark_kept(SchemaSync *ss, const StrList *kept)
 	}
 }
 
+/*
+ * Post-data builds the indexes of freshly filled tables: our session (only
+ * ours) sorts in memory where the server's default (64 MB) would spill to
+ * disk, as for pg_restore users who raise it.  Never lowered; parallel
+ * workers share it (max_parallel_maintenance_workers stays the server's).
+ */
+#define POST_DATA_MAINTENANCE_WORK_MEM_KB	"1048576"	/* 1 GB */
+#define POST_DATA_SESSION_SQL \
+	"SELECT pg_catalog.set_config('maintenance_work_mem', '" \
+	POST_DATA_MAINTENANCE_WORK_MEM_KB "', false) " \
+	"FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem' " \
+	"AND setting::pg_catalog.int8 < " POST_DATA_MAINTENANCE_WORK_MEM_KB
+
 static int
 post_data(SchemaSync *ss, DtsError *err)
 {
@@ -1856,6 +1869,9 @@ post_data(SchemaSync *ss, DtsError *err)
 	int			i,
 				rc = -1;
 
+	if (dts_sync_run(ss->dst, POST_DATA_SESSION_SQL,
+					 "could not set maintenance_work_mem for post-data", err) < 0)
+		goto cleanup;
 	if (post_data_excludes(ss, &exclude, err) < 0 ||
 		moved_schema_entries(ss, &drop, err) < 0 ||
 		make_workdir(ss, err) < 0 ||

@@ -15,6 +15,8 @@
 #   native		pg_dump --schema-only | psql, then CREATE SUBSCRIPTION with
 #				copy_data = true, timed until every table is ready
 # The destination databases are compared with the source at the end.
+# Before each contender the destination is checkpointed and synced (not
+# timed), so that none pays for writing out the previous one's buffers.
 #
 # Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md).
 #
@@ -79,6 +81,14 @@ bytes=$(S -Atc "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relnam
 echo "bench: source tables: $size with indexes"
 D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
 
+# Each contender starts from a clean destination: the previous one's dirty
+# buffers written out and synced (not timed), so that none pays for another.
+settle()
+{
+	D postgres -c "CHECKPOINT" >/dev/null
+	sync
+}
+
 elapsed()
 {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'
@@ -91,6 +101,7 @@ cat >"$out/task.json" <<EOF
  "objects": {"public": {"all": false, "tables": {"big1": {}, "big2": {}, "big3": {}, "big4": {}}}},
  "heartbeat_interval": 0, "sync": ["schema", "full"]}
 EOF
+settle
 t0=$(date +%s.%N)
 "$ship" --task "$out/task.json" --start -n 2>"$out/dts.err" ||
 	{ tail -n 20 "$out/dts.err" >&2; exit 1; }
@@ -99,6 +110,7 @@ dts_s=$(elapsed "$t0" "$t1")
 S -c "SELECT pg_drop_replication_slot('dts_sync_fullbench')" >/dev/null
 
 echo "bench: pg_dump | psql"
+settle
 t0=$(date +%s.%N)
 "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' |
 	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" >/dev/null
@@ -108,6 +120,7 @@ dump_s=$(elapsed "$t0" "$t1")
 echo "bench: native subscription initial copy"
 "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only |
 	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_native" >/dev/null
+settle
 t0=$(date +%s.%N)
 D d_native -c "CREATE SUBSCRIPTION full_sub CONNECTION '$src_conn' PUBLICATION full_pub WITH (copy_data = true)"
 until [ "$(D d_native -Atc "SELECT count(*) FILTER (WHERE srsubstate IN ('r', 's')) = 4 FROM pg_subscription_rel")" = t ]; do

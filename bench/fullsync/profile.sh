@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+#
+# bench/fullsync/profile.sh
+#	  Where the full sync's time goes: the three contenders of run.sh on a
+#	  smaller load (BENCH_FULL_GB, default 1), each with the CPU seconds of
+#	  the source cluster, the destination cluster and the client processes,
+#	  the destination's WAL bytes, checkpoints and buffer writes, the bytes
+#	  written to disk, and (from the destination's log, statements over
+#	  PROFILE_LOG_MS ms) how long each COPY and index build took.
+#
+# Not a timing benchmark (run.sh is): the destination logs long
+# statements, and the clients run under /usr/bin/time.  Run it under
+# "flock -x /tmp/pg_dts_bench.lock" all the same: it loads the machine.
+#
+# Environment: BENCH_FULL_GB (1), PG_DTS_SHIP, PROFILE_ONLY (a space-
+# separated subset of "dts dump native"), PROFILE_DTS_OPTS (JSON members
+# added to the task file, e.g. '"full_sync": {"workers": 2}'),
+# PROFILE_LOG_MS (500), PROFILE_DST_CONF (extra destination settings, one
+# per line, applied to every contender).
+#
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
+GB=${BENCH_FULL_GB:-1}
+ONLY=${PROFILE_ONLY:-dts dump native}
+LOG_MS=${PROFILE_LOG_MS:-500}
+
+# shellcheck source=tools/pgcluster.sh
+. "$root/tools/pgcluster.sh"
+
+conf=("shared_buffers = 1GB" "max_wal_size = 50GB" "checkpoint_timeout = 1h"
+	"autovacuum = off" "max_logical_replication_workers = 8"
+	"max_sync_workers_per_subscription = 4" "max_worker_processes = 16")
+pgc_init "${conf[@]}" "synchronous_commit = off"
+pgc_start
+src_dir=$PGC_DIR src_sock=$PGC_SOCK src_port=$PGC_PORT
+PGC_DIR= PGC_SOCK= PGC_PORT=
+PGC_EXTRA_CONF="log_min_duration_statement = $LOG_MS
+log_checkpoints = on
+log_min_messages = log
+${PROFILE_DST_CONF:-}" pgc_init "${conf[@]}"
+pgc_start
+dst_dir=$PGC_DIR dst_sock=$PGC_SOCK dst_port=$PGC_PORT
+out=$(mktemp -d /tmp/pg_dts_prof.XXXXXX)
+cleanup()
+{
+	for d in "$src_dir" "$dst_dir"; do
+		[ -n "$d" ] || continue
+		pgc_as_server "$bindir/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1 || true
+		[ -n "${PROFILE_KEEP:-}" ] || rm -rf "$d"
+	done
+	[ -n "${PROFILE_KEEP:-}" ] || rm -rf "$out"
+}
+trap cleanup EXIT
+
+src_conn="host=$src_sock port=$src_port dbname=postgres user=postgres"
+dst_host="host=$dst_sock port=$dst_port user=postgres"
+S() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$src_conn" "$@"; }
+D() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=$db" "$@"; }
+
+rows=$(awk -v gb="$GB" 'BEGIN { printf "%d", gb * 1024 * 1024 * 1024 / 250 / 4 }')
+echo "profile: loading 4 tables of $rows rows (~${GB} GB)"
+S -c "CREATE EXTENSION pg_dts"
+for t in 1 2 3 4; do
+	S <<SQL &
+CREATE TABLE big$t (id bigint, a int, b text, c timestamptz, d numeric(12,2), e text, f bytea);
+INSERT INTO big$t SELECT i, i % 1000, md5(i::text) || md5((i + 1)::text),
+       '2024-01-01'::timestamptz + i * interval '1 second', (i % 100000) / 100.0,
+       repeat(chr(65 + (i % 26)), 60), decode(md5(i::text), 'hex')
+  FROM generate_series(1, $rows) i;
+ALTER TABLE big$t ADD PRIMARY KEY (id);
+SQL
+done
+wait
+S -c "CHECKPOINT" -c "CREATE PUBLICATION full_pub FOR TABLE big1, big2, big3, big4"
+bytes=$(S -Atc "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relname LIKE 'big_' AND relkind = 'r'")
+echo "profile: $((bytes / 1048576)) MB of heap"
+D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
+D postgres -c "CHECKPOINT"
+sync
+
+# CPU seconds of a cluster: the postmaster, its reaped children, the live ones
+cluster_cpu()
+{
+	local dir=$1 pm tck
+	pm=$(head -1 "$dir/data/postmaster.pid")
+	tck=$(getconf CLK_TCK)
+	{
+		awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
+		for c in $(pgrep -P "$pm"); do
+			awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true
+		done
+	} | awk -v t="$tck" '{ s += $1 } END { printf "%.1f", s / t }'
+}
+# sectors written to the disk under /tmp since boot, in MB
+disk_mb()
+{
+	local dev
+	dev=$(basename "$(df --output=source /tmp | tail -1)")
+	awk -v d="$dev" '$3 == d { printf "%.0f", $10 * 512 / 1048576 }' /proc/diskstats
+}
+dst_stats()
+{
+	D postgres -Atc "SELECT pg_current_wal_lsn(), checkpoints_timed + checkpoints_req, buffers_checkpoint, buffers_clean, buffers_backend FROM pg_stat_bgwriter" | tr '|' ' '
+}
+
+# measure NAME DB CMD...: runs CMD (its clients under /usr/bin/time) and
+# prints one report line
+measure()
+{
+	local name=$1 db=$2; shift 2
+	local s0 d0 k0 w0 t0 t1 s1 d1 k1 w1 lsn0 ck0 bc0 bcl0 bb0 lsn1 ck1 bc1 bcl1 bb1 wal
+	D postgres -c "CHECKPOINT"
+	sync
+	sleep 1
+	read -r lsn0 ck0 bc0 bcl0 bb0 < <(dst_stats)
+	s0=$(cluster_cpu "$src_dir") d0=$(cluster_cpu "$dst_dir") w0=$(disk_mb)
+	CUR=$name
+	: >"$out/$name.time"
+	t0=$(date +%s.%N)
+	# what the destination's client backends wait on, sampled every 0.2 s
+	rm -f "$out/stop"
+	( while [ ! -e "$out/stop" ]; do
+		D postgres -Atc "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE backend_type IN ('client backend', 'parallel worker', 'logical replication worker') AND state <> 'idle' AND pid <> pg_backend_pid()" 2>/dev/null
+		sleep 0.2
+	  done >"$out/$name.waits" ) &
+	local sampler=$!
+	"$@"
+	t1=$(date +%s.%N)
+	touch "$out/stop"
+	wait "$sampler" || true
+	sleep 0.5
+	s1=$(cluster_cpu "$src_dir") d1=$(cluster_cpu "$dst_dir")
+	read -r lsn1 ck1 bc1 bcl1 bb1 < <(dst_stats)
+	sync
+	w1=$(disk_mb)
+	wal=$(D postgres -Atc "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::bigint / 1048576")
+	k1=$(awk '/^cpu / { s += $2 } END { printf "%.1f", s }' "$out/$name.time")
+	printf '%-7s %6.1f s | CPU s: source %6.1f  dest %6.1f  clients %6.1f | dst WAL %6s MB  ckpts %s  buf writes ckpt/bgw/backend %s/%s/%s | disk written %s MB\n' \
+		"$name" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+		"$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" \
+		"$(awk -v a="$d0" -v b="$d1" 'BEGIN { print b - a }')" \
+		"$k1" "$wal" "$((ck1 - ck0))" "$((bc1 - bc0))" "$((bcl1 - bcl0))" \
+		"$((bb1 - bb0))" "$((w1 - w0))" | tee -a "$out/report"
+	echo "    destination backends' samples (wait event or CPU): $(sort "$out/$name.waits" | uniq -c | sort -rn | head -6 | awk '{ printf "%s %s, ", $2, $1 }')"
+}
+timed()
+{
+	local name=$1; shift
+	/usr/bin/time -f "cpu %U %S" -a -o "$out/$name.time" "$@"
+}
+fix_time()
+{
+	# "cpu U S" lines -> "cpu total" lines
+	awk '{ print "cpu " $2 + $3 }' "$1" >"$1.x" && mv "$1.x" "$1"
+}
+
+run_dts()
+{
+	local db=$1; shift
+	cat >"$out/task.json" <<EOF
+{"name": "fullbench", "source": {"conninfo": "$src_conn"},
+ "sink": {"type": "pg", "conninfo": "$dst_host dbname=$db"},
+ "objects": {"public": {"all": false, "tables": {"big1": {}, "big2": {}, "big3": {}, "big4": {}}}},
+ "heartbeat_interval": 0, "sync": ["schema", "full"]${PROFILE_DTS_OPTS:+, $PROFILE_DTS_OPTS}}
+EOF
+	timed "$CUR" env "$@" "$ship" --task "$out/task.json" --start -n -v 2>"$out/dts.err" ||
+		{ tail -n 20 "$out/dts.err" >&2; exit 1; }
+	fix_time "$out/$CUR.time"
+	S -c "SELECT pg_drop_replication_slot('dts_sync_fullbench')" >/dev/null
+}
+run_dump_pipe()
+{
+	mkfifo "$out/fifo"
+	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' -f "$out/fifo" &
+	local dumper=$!
+	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" -f "$out/fifo" >/dev/null
+	wait "$dumper"
+	rm -f "$out/fifo"
+	fix_time "$out/dump.time"
+}
+run_native()
+{
+	"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only |
+		"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_native" >/dev/null
+	D d_native -c "CREATE SUBSCRIPTION full_sub CONNECTION '$src_conn' PUBLICATION full_pub WITH (copy_data = true)"
+	until [ "$(D d_native -Atc "SELECT count(*) FILTER (WHERE srsubstate IN ('r', 's')) = 4 FROM pg_subscription_rel")" = t ]; do
+		sleep 0.1
+	done
+	D d_native -c "ALTER SUBSCRIPTION full_sub DISABLE" \
+		-c "ALTER SUBSCRIPTION full_sub SET (slot_name = NONE)" -c "DROP SUBSCRIPTION full_sub"
+	S -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots" >/dev/null
+}
+
+for c in $ONLY; do
+	case $c in
+		dts) measure dts d_dts run_dts d_dts
+			grep -E "took|full sync of task|post-data" "$out/dts.err" | sed 's/^/    /' || true
+			# PROFILE_VARIANTS: lines "name VAR=value ..." (environment of more runs)
+			n=0
+			while read -r vname vars; do
+				[ -n "$vname" ] || continue
+				n=$((n + 1))
+				D postgres -c "CREATE DATABASE d_v$n"
+				echo "variant $vname: $vars"
+				# shellcheck disable=SC2086
+				measure "$vname" "d_v$n" run_dts "d_v$n" $vars
+				grep -E "took|full sync of task" "$out/dts.err" | sed 's/^/    /' || true
+			done < "${PROFILE_VARIANTS:-/dev/null}" ;;
+		dump) measure dump d_dump run_dump_pipe ;;
+		native) measure native d_native run_native ;;
+	esac
+done
+echo "profile: destination statements over $LOG_MS ms and checkpoints:"
+grep -E "duration:|checkpoint complete" "$dst_dir/server.log" |
+	sed -E 's/^.*(duration: [0-9.]+ ms).*(statement|execute [^:]*): */  \1  /; s/^.*checkpoint complete/  checkpoint complete/' | cut -c1-160 || true
