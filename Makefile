@@ -216,7 +216,9 @@ test:
 		broken=0; \
 		for stage in unit regress tap e2e; do \
 			$(MAKE) --no-print-directory $$stage || \
-				[ -f $(BUILD)/$$stage.counts ] || broken=$$((broken + 1)); \
+				[ -n "$$(find $(BUILD) -maxdepth 1 -name $$stage.counts \
+					-o -name "$$stage-*.counts")" ] || \
+				broken=$$((broken + 1)); \
 		done; \
 		echo "0 $$broken" > $(BUILD)/stages.counts; \
 	fi; \

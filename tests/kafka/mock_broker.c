@@ -8,9 +8,10 @@
  *	mock_broker [-b BROKERS] [-t TOPIC:PARTITIONS]... [-c FIFO]
  *
  * Starts a mock cluster of BROKERS brokers (default 3) on 127.0.0.1,
- * creates the topics (replication factor min(3, BROKERS)), prints the
- * bootstrap servers as one line on standard output and stays up until
- * SIGTERM or SIGINT.  Faults:
+ * creates the topics (replication factor R = min(3, BROKERS); partition P
+ * led by broker P % R + 1, so that every broker of the replicas leads some
+ * partition), prints the bootstrap servers as one line on standard output
+ * and stays up until SIGTERM or SIGINT.  Faults:
  *
  *	SIGUSR1			set broker 1 down		SIGUSR2		set it up again
  *	-c FIFO			creates the named pipe FIFO and reads commands from it,
@@ -79,15 +80,33 @@ static int
 create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int parts,
 			 int brokers)
 {
+	int			replicas = brokers < 3 ? brokers : 3;
 	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_mock_topic_create(mc, name, parts,
-									 brokers < 3 ? brokers : 3);
+	err = rd_kafka_mock_topic_create(mc, name, parts, replicas);
 	if (err)
 	{
 		fprintf(stderr, "mock_broker: could not create topic \"%s\": %s\n",
 				name, rd_kafka_err2str(err));
 		return -1;
+	}
+
+	/*
+	 * The mock cluster picks each partition's leader at random, so a topic
+	 * could have no partition on broker 1 and "down 1" would then stop
+	 * nothing.  Leaders go round the replicas instead: partition P on broker
+	 * P % replicas + 1.
+	 */
+	for (int p = 0; p < parts; p++)
+	{
+		err = rd_kafka_mock_partition_set_leader(mc, name, p,
+												 p % replicas + 1);
+		if (err)
+		{
+			fprintf(stderr, "mock_broker: could not set the leader of \"%s\" partition %d: %s\n",
+					name, p, rd_kafka_err2str(err));
+			return -1;
+		}
 	}
 	return 0;
 }
