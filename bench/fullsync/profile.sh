@@ -28,57 +28,15 @@ GB=${BENCH_FULL_GB:-1}
 ONLY=${PROFILE_ONLY:-dts dump native}
 LOG_MS=${PROFILE_LOG_MS:-500}
 
-# shellcheck source=tools/pgcluster.sh
-. "$root/tools/pgcluster.sh"
-
-conf=("shared_buffers = 1GB" "max_wal_size = 50GB" "checkpoint_timeout = 1h"
-	"autovacuum = off" "max_logical_replication_workers = 8"
-	"max_sync_workers_per_subscription = 4" "max_worker_processes = 16")
-pgc_init "${conf[@]}" "synchronous_commit = off"
-pgc_start
-src_dir=$PGC_DIR src_sock=$PGC_SOCK src_port=$PGC_PORT
-PGC_DIR= PGC_SOCK= PGC_PORT=
-PGC_EXTRA_CONF="log_min_duration_statement = $LOG_MS
+setup_label=profile
+setup_keep=${PROFILE_KEEP:-}
+setup_dst_conf="log_min_duration_statement = $LOG_MS
 log_checkpoints = on
 log_min_messages = log
-${PROFILE_DST_CONF:-}" pgc_init "${conf[@]}"
-pgc_start
-dst_dir=$PGC_DIR dst_sock=$PGC_SOCK dst_port=$PGC_PORT
-out=$(mktemp -d /tmp/pg_dts_prof.XXXXXX)
-cleanup()
-{
-	for d in "$src_dir" "$dst_dir"; do
-		[ -n "$d" ] || continue
-		pgc_as_server "$bindir/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1 || true
-		[ -n "${PROFILE_KEEP:-}" ] || rm -rf "$d"
-	done
-	[ -n "${PROFILE_KEEP:-}" ] || rm -rf "$out"
-}
-trap cleanup EXIT
-
-src_conn="host=$src_sock port=$src_port dbname=postgres user=postgres"
-dst_host="host=$dst_sock port=$dst_port user=postgres"
-S() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$src_conn" "$@"; }
-D() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=$db" "$@"; }
-
-rows=$(awk -v gb="$GB" 'BEGIN { printf "%d", gb * 1024 * 1024 * 1024 / 250 / 4 }')
-echo "profile: loading 4 tables of $rows rows (~${GB} GB)"
-S -c "CREATE EXTENSION pg_dts"
-for t in 1 2 3 4; do
-	S <<SQL &
-CREATE TABLE big$t (id bigint, a int, b text, c timestamptz, d numeric(12,2), e text, f bytea);
-INSERT INTO big$t SELECT i, i % 1000, md5(i::text) || md5((i + 1)::text),
-       '2024-01-01'::timestamptz + i * interval '1 second', (i % 100000) / 100.0,
-       repeat(chr(65 + (i % 26)), 60), decode(md5(i::text), 'hex')
-  FROM generate_series(1, $rows) i;
-ALTER TABLE big$t ADD PRIMARY KEY (id);
-SQL
-done
-wait
-S -c "CHECKPOINT" -c "CREATE PUBLICATION full_pub FOR TABLE big1, big2, big3, big4"
-bytes=$(S -Atc "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relname LIKE 'big_' AND relkind = 'r'")
+${PROFILE_DST_CONF:-}"
+# shellcheck source=bench/fullsync/setup.sh
+. "$root/bench/fullsync/setup.sh"
 echo "profile: $((bytes / 1048576)) MB of heap"
-D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
 D postgres -c "CHECKPOINT"
 sync
 
