@@ -31,32 +31,10 @@ repo=$(cd "$here/../.." && pwd)
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 BENCH_ROWS=${BENCH_ROWS:-200000}
 
-# shellcheck source=../../tools/pgcluster.sh
-. "$repo/tools/pgcluster.sh"
-
-passed=0
-failed=0
 work=$(mktemp -d /tmp/pg_dts_pgsink.XXXXXX)
 
-ok()
-{
-	passed=$((passed + 1))
-	echo "ok $((passed + failed)) - $1"
-}
-
-not_ok()
-{
-	failed=$((failed + 1))
-	echo "not ok $((passed + failed)) - $1"
-}
-
-# check DESCRIPTION COMMAND...: a passing command is a pass
-check()
-{
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
+# shellcheck source=../lib/e2e.sh
+. "$repo/tests/lib/e2e.sh"
 
 # is DESCRIPTION GOT EXPECTED
 is()
@@ -69,68 +47,8 @@ is()
 	fi
 }
 
-# has FILE TEXT: the file holds the fixed string TEXT (shown when it does not)
-has()
-{
-	if grep -qF -- "$2" "$1"; then
-		return 0
-	fi
-	echo "# expected in $1: $2" >&2
-	sed 's/^/#   /' "$1" >&2
-	return 1
-}
-
-finish()
-{
-	echo "$passed passed, $failed failed"
-	[ -n "${COUNTS_FILE:-}" ] && echo "$passed $failed" >"$COUNTS_FILE"
-	[ "$failed" = 0 ]
-	exit $?
-}
-
-# ---------------------------------------------------------------------
-# Two clusters
-# ---------------------------------------------------------------------
-SRC_DIR= DST_DIR=
-cleanup_all()
-{
-	local d
-	for d in "$SRC_DIR" "$DST_DIR"; do
-		[ -n "$d" ] || continue
-		PGC_DIR=$d
-		pgc_cleanup
-	done
-	rm -rf "$work"
-}
-trap cleanup_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-start_cluster()
-{
-	PGC_DIR= PGC_PORT= PGC_SOCK=
-	pgc_init "$@" && pgc_start
-}
-
-if ! start_cluster; then
-	echo "could not start the source cluster"
-	exit 1
-fi
-SRC_DIR=$PGC_DIR SRC_PORT=$PGC_PORT SRC_SOCK=$PGC_SOCK
-if ! start_cluster "max_logical_replication_workers = 4" \
-	"synchronous_commit = on"; then
-	echo "could not start the destination cluster"
-	exit 1
-fi
-DST_DIR=$PGC_DIR DST_PORT=$PGC_PORT DST_SOCK=$PGC_SOCK
-
-SRC="host=$SRC_SOCK port=$SRC_PORT user=postgres dbname=postgres"
-DST="host=$DST_SOCK port=$DST_PORT user=postgres dbname=postgres"
-BINDIR=$("$PG_CONFIG" --bindir)
+e2e_two_clusters "max_logical_replication_workers = 4" "synchronous_commit = on"
 export PGOPTIONS="-c timezone=UTC -c extra_float_digits=3"
-
-src_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$SRC" "$@"; }
-dst_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$DST" "$@"; }
 src_val() { src_psql -Atc "$1"; }
 dst_val() { dst_psql -Atc "$1"; }
 
@@ -145,7 +63,7 @@ if ! gcc -std=gnu11 -O2 -Wall -Wextra -Werror ${PGSINK_CFLAGS:-} -DFRONTEND \
 	"$repo"/common/*.c \
 	-L"$("$PG_CONFIG" --libdir)" -lpq $(pkg-config --libs jansson 2>/dev/null || echo -ljansson); then
 	not_ok "build pgsink_driver"
-	finish
+	e2e_finish
 fi
 ok "build pgsink_driver"
 
@@ -779,4 +697,4 @@ if [ "$BENCH_ROWS" -gt 0 ]; then
 	printf '#   native logical replication:  %6.2f s (%8.0f rows/s, decode+apply)\n' "$native_upd_s" "$(echo "$BENCH_ROWS / $native_upd_s" | bc -l)"
 fi
 
-finish
+e2e_finish

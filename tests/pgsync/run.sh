@@ -40,44 +40,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
-# shellcheck source=../../tools/pgcluster.sh
-. "$repo/tools/pgcluster.sh"
-
-passed=0
-failed=0
 work=$(mktemp -d /tmp/pg_dts_pgsync.XXXXXX)
 chmod 755 "$work"
 writer_pid=
 
-ok()
-{
-	passed=$((passed + 1))
-	echo "ok $((passed + failed)) - $1"
-}
+# shellcheck source=../lib/e2e.sh
+. "$repo/tests/lib/e2e.sh"
 
-not_ok()
+e2e_cleanup_extra()
 {
-	failed=$((failed + 1))
-	echo "not ok $((passed + failed)) - $1"
-}
-
-# check DESCRIPTION COMMAND...: a passing command is a pass
-check()
-{
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-
-# has FILE TEXT: the file holds the fixed string TEXT (shown when it does not)
-has()
-{
-	if grep -qF -- "$2" "$1"; then
-		return 0
-	fi
-	echo "# expected in $1: $2" >&2
-	sed 's/^/#   /' "$1" | tail -n 30 >&2
-	return 1
+	[ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
+	return 0
 }
 
 # same A B: two strings are equal (shown when not)
@@ -89,43 +62,8 @@ same()
 	return 1
 }
 
-# ---------------------------------------------------------------------
-# Two clusters
-# ---------------------------------------------------------------------
-SRC_DIR= DST_DIR=
-cleanup_all()
-{
-	local d
-	[ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
-	for d in "$SRC_DIR" "$DST_DIR"; do
-		[ -n "$d" ] || continue
-		PGC_DIR=$d
-		pgc_cleanup
-	done
-	rm -rf "$work"
-}
-trap cleanup_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-start_cluster()
-{
-	PGC_DIR= PGC_PORT= PGC_SOCK=
-	pgc_init && pgc_start
-}
-
-start_cluster || { echo "could not start the source cluster"; exit 1; }
-SRC_DIR=$PGC_DIR SRC_PORT=$PGC_PORT SRC_SOCK=$PGC_SOCK
-start_cluster || { echo "could not start the destination cluster"; exit 1; }
-DST_DIR=$PGC_DIR DST_PORT=$PGC_PORT DST_SOCK=$PGC_SOCK
-
-SRC="host=$SRC_SOCK port=$SRC_PORT user=postgres dbname=postgres"
+e2e_two_clusters
 dst_db() { echo "host=$DST_SOCK port=$DST_PORT user=postgres dbname=$1"; }
-DST=$(dst_db postgres)
-BINDIR=$("$PG_CONFIG" --bindir)
-
-src_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$SRC" "$@"; }
-dst_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$DST" "$@"; }
 dstq() { "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$(dst_db "$1")" -c "$2"; }
 
 for db in dst_conf dst_whole dst_res; do
@@ -526,9 +464,4 @@ if [ "${PGSYNC_BENCH:-0}" = 1 ]; then
 	echo "# pg_dump | psql of app.big: $(echo "$b1 - $b0" | bc) s, $(echo "scale=1; $sz / 1048576 / ($b1 - $b0)" | bc) MB/s of table ($(dstq dst_bench "SELECT count(*) FROM app.big") rows)"
 fi
 
-echo
-echo "$passed passed, $failed failed"
-if [ -n "${COUNTS_FILE:-}" ]; then
-	echo "$passed $failed" >"$COUNTS_FILE"
-fi
-[ "$failed" -eq 0 ]
+e2e_finish

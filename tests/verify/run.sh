@@ -27,86 +27,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
-# shellcheck source=../../tools/pgcluster.sh
-. "$repo/tools/pgcluster.sh"
-
-passed=0
-failed=0
 work=$(mktemp -d /tmp/pg_dts_verify.XXXXXX)
 
-ok()
-{
-	passed=$((passed + 1))
-	echo "ok $((passed + failed)) - $1"
-}
+# shellcheck source=../lib/e2e.sh
+. "$repo/tests/lib/e2e.sh"
 
-not_ok()
-{
-	failed=$((failed + 1))
-	echo "not ok $((passed + failed)) - $1"
-}
-
-# check DESCRIPTION COMMAND...: a passing command is a pass
-check()
-{
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-
-# has FILE TEXT: the file holds the fixed string TEXT (shown when it does not)
-has()
-{
-	if grep -qF -- "$2" "$1"; then
-		return 0
-	fi
-	echo "# expected in $1: $2" >&2
-	sed 's/^/#   /' "$1" >&2
-	return 1
-}
-
-# ---------------------------------------------------------------------
-# Two clusters: pgcluster.sh keeps one in its variables, so save each
-# one's and clean both up at exit.
-# ---------------------------------------------------------------------
-SRC_DIR= DST_DIR=
-cleanup_all()
-{
-	local d
-	for d in "$SRC_DIR" "$DST_DIR"; do
-		[ -n "$d" ] || continue
-		PGC_DIR=$d
-		pgc_cleanup
-	done
-	rm -rf "$work"
-}
-trap cleanup_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-start_cluster()
-{
-	PGC_DIR= PGC_PORT= PGC_SOCK=
-	pgc_init && pgc_start
-}
-
-if ! start_cluster; then
-	echo "could not start the source cluster"
-	exit 1
-fi
-SRC_DIR=$PGC_DIR SRC_PORT=$PGC_PORT SRC_SOCK=$PGC_SOCK
-if ! start_cluster; then
-	echo "could not start the destination cluster"
-	exit 1
-fi
-DST_DIR=$PGC_DIR DST_PORT=$PGC_PORT DST_SOCK=$PGC_SOCK
-
-SRC="host=$SRC_SOCK port=$SRC_PORT user=postgres dbname=postgres"
-DST="host=$DST_SOCK port=$DST_PORT user=postgres dbname=postgres"
-BINDIR=$("$PG_CONFIG" --bindir)
-
-src_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$SRC" "$@"; }
-dst_psql() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$DST" "$@"; }
+e2e_two_clusters
 
 # ---------------------------------------------------------------------
 # The driver
@@ -421,9 +347,4 @@ check "task sequences: inserts on the destination do not collide" \
 check "task sequences: schema rule maps the schema" \
 	has "$work/tseq2" "-> renamed.\"Seq \"\"Q\"\" é\": error: could not read it on the destination"
 
-echo
-echo "$passed passed, $failed failed"
-if [ -n "${COUNTS_FILE:-}" ]; then
-	echo "$passed $failed" >"$COUNTS_FILE"
-fi
-[ "$failed" -eq 0 ]
+e2e_finish
