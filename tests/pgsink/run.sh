@@ -12,7 +12,9 @@
 # destination column; each conflict kind under each policy, with the
 # rows of dts.conflict_log; exactly-once across crashes (the driver
 # killed in the middle of a batch and run again over the same changes);
-# and a timing of 200,000 inserts in 20 transactions against the source's
+# a source transaction bigger than sink.batch_memory (temp file, careful
+# replay, bounded RSS), and pg_dts_ship killed -9 in the middle of one and
+# restarted (applied exactly once); and a timing of 200,000 inserts in 20 transactions against the source's
 # own insert time and native logical replication.
 #
 # Environment:
@@ -620,6 +622,51 @@ check "bigtx: replayed carefully" has "$work/bigtx.err" "did not apply cleanly"
 bigtx_rss=$(( $(cat "$work/bigtx.rss" 2>/dev/null || echo 999999) / 1024 ))
 echo "# bigtx: pg_dts_ship max RSS ${bigtx_rss} MB (the transaction's values: ~40 MB)" >&2
 check "bigtx: pg_dts_ship max RSS ${bigtx_rss} MB < 30 MB" test "$bigtx_rss" -lt 30
+
+# ---------------------------------------------------------------------
+# 4d. kill -9 while a source transaction bigger than sink.batch_memory is
+#     being applied (its changes past the cap in the temp file), then a
+#     restart: the destination ends equal to the source and nothing is
+#     applied twice (TaskFailed: a second insert of a row would stop the
+#     task; the counters are incremented twice in the transaction, so a
+#     repeat would show in them)
+# ---------------------------------------------------------------------
+BIGKILL_DDL="CREATE SCHEMA bigkill; CREATE TABLE bigkill.t (id int PRIMARY KEY, n int, pad text);"
+src_psql -c "$BIGKILL_DDL" -c "SELECT pg_create_logical_replication_slot('dts_sync_bigkill', 'pg_dts')" >/dev/null &&
+	dst_psql -c "$BIGKILL_DDL" >/dev/null &&
+	src_psql >/dev/null <<'SQL'
+BEGIN;
+INSERT INTO bigkill.t SELECT i, 0, repeat(md5(i::text), 58) FROM generate_series(1, 60000) i;
+UPDATE bigkill.t SET n = n + 1 WHERE id % 3 = 0;
+UPDATE bigkill.t SET n = n + 1 WHERE id % 5 = 0;
+COMMIT;
+SQL
+check "bigkill: schema, slot, one big source transaction" test $? -eq 0
+BIGKILL_END=$(src_val "SELECT pg_current_wal_insert_lsn()")
+cat >"$work/bigkill.json" <<EOF
+{"name": "bigkill", "source": {"conninfo": "$SRC"},
+ "sink": {"type": "pg", "conninfo": "$DST", "conflict_policy": "TaskFailed", "batch_memory": 1},
+ "objects": {"bigkill": {"all": true}}, "heartbeat_interval": 0}
+EOF
+"$SHIP" --task "$work/bigkill.json" -v --start -n -E "$BIGKILL_END" \
+	>"$work/bigkill1.out" 2>"$work/bigkill1.err" &
+bigkill_pid=$!
+# wait (up to 60 s) until the transaction has gone past the cap
+for _ in $(seq 1 1200); do
+	grep -qF "keeping the rest of its changes in a temp file" "$work/bigkill1.err" && break
+	kill -0 "$bigkill_pid" 2>/dev/null || break
+	sleep 0.05
+done
+kill -9 "$bigkill_pid" 2>/dev/null
+wait "$bigkill_pid"
+is "bigkill: first run killed by SIGKILL past the cap" "$?" 137
+echo "# bigkill: rows at the destination when killed: $(dst_val "SELECT count(*) FROM bigkill.t")" >&2
+"$SHIP" --task "$work/bigkill.json" -v --start -n -E "$BIGKILL_END" \
+	>"$work/bigkill2.out" 2>"$work/bigkill2.err"
+is "bigkill: the restart exits 0" "$?" 0
+Q_BIGKILL="SELECT count(*), sum(n), md5(string_agg(id || ':' || n || pad, ',' ORDER BY id)) FROM bigkill.t"
+is "bigkill: rows equal the source's, increments applied once" "$(dst_val "$Q_BIGKILL")" "$(src_val "$Q_BIGKILL")"
+is "bigkill: no conflict logged" "$(clog bigkill)" ""
 
 # ---------------------------------------------------------------------
 # 5. Timing: BENCH_ROWS inserts in 20 transactions
