@@ -8,10 +8,9 @@
  *	mock_broker [-b BROKERS] [-t TOPIC:PARTITIONS]... [-c FIFO]
  *
  * Starts a mock cluster of BROKERS brokers (default 3) on 127.0.0.1,
- * creates the topics (replication factor R = min(3, BROKERS); partition P
- * led by broker P % R + 1, so that every broker of the replicas leads some
- * partition), prints the bootstrap servers as one line on standard output
- * and stays up until SIGTERM or SIGINT.  Faults:
+ * creates the topics (replication factor min(3, BROKERS)), prints the
+ * bootstrap servers as one line on standard output and stays up until
+ * SIGTERM or SIGINT.  Faults:
  *
  *	SIGUSR1			set broker 1 down		SIGUSR2		set it up again
  *	-c FIFO			creates the named pipe FIFO and reads commands from it,
@@ -25,6 +24,10 @@
  *									fail with error code ERR (e.g. 7
  *									REQUEST_TIMED_OUT, 6 NOT_LEADER_...)
  *		topic NAME PARTITIONS		rd_kafka_mock_topic_create
+ *		leader NAME PARTITION ID	rd_kafka_mock_partition_set_leader (the
+ *									mock cluster picks leaders at random:
+ *									a test that sets a broker down first
+ *									makes it lead a partition)
  *		quit						exit as on SIGTERM
  *	Each command is acknowledged on standard error.
  *
@@ -80,33 +83,15 @@ static int
 create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int parts,
 			 int brokers)
 {
-	int			replicas = brokers < 3 ? brokers : 3;
 	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_mock_topic_create(mc, name, parts, replicas);
+	err = rd_kafka_mock_topic_create(mc, name, parts,
+									 brokers < 3 ? brokers : 3);
 	if (err)
 	{
 		fprintf(stderr, "mock_broker: could not create topic \"%s\": %s\n",
 				name, rd_kafka_err2str(err));
 		return -1;
-	}
-
-	/*
-	 * The mock cluster picks each partition's leader at random, so a topic
-	 * could have no partition on broker 1 and "down 1" would then stop
-	 * nothing.  Leaders go round the replicas instead: partition P on broker
-	 * P % replicas + 1.
-	 */
-	for (int p = 0; p < parts; p++)
-	{
-		err = rd_kafka_mock_partition_set_leader(mc, name, p,
-												 p % replicas + 1);
-		if (err)
-		{
-			fprintf(stderr, "mock_broker: could not set the leader of \"%s\" partition %d: %s\n",
-					name, p, rd_kafka_err2str(err));
-			return -1;
-		}
 	}
 	return 0;
 }
@@ -145,6 +130,18 @@ run_command(rd_kafka_mock_cluster_t *mc, char *line, int brokers)
 		free(errs);
 		fprintf(stderr, "mock_broker: next %d requests of API %d fail with %s\n",
 				b, a, rd_kafka_err2name((rd_kafka_resp_err_t) c));
+	}
+	else if (sscanf(line, "leader %255s %d %d", name, &a, &b) == 3)
+	{
+		rd_kafka_resp_err_t err;
+
+		err = rd_kafka_mock_partition_set_leader(mc, name, a, b);
+		if (err)
+			fprintf(stderr, "mock_broker: could not make broker %d the leader of \"%s\" partition %d: %s\n",
+					b, name, a, rd_kafka_err2str(err));
+		else
+			fprintf(stderr, "mock_broker: broker %d leads \"%s\" partition %d\n",
+					b, name, a);
 	}
 	else if (sscanf(line, "topic %255s %d", name, &a) == 2)
 	{

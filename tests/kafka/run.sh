@@ -443,6 +443,10 @@ done | pgc_psql -o /dev/null
 echo "UPDATE fault_t SET v = v || 'u' WHERE id % 7 = 0;" | pgc_psql -o /dev/null
 fault_end=$(wal_lsn)
 task fault '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_fault", "partition_policy": "primary_key", "kafka.retry.backoff.ms": 50}'
+# (the mock cluster picks leaders at random: make broker 1 lead one)
+mock leader cdc_fault 0 1
+check "mock cluster: broker 1 leads cdc_fault partition 0 (the one set down)" \
+	grep -qF 'broker 1 leads "cdc_fault" partition 0' "$work/mock.log"
 mock down 1
 mock errors 0 8 19		# Produce: NOT_ENOUGH_REPLICAS, retriable
 "$DRIVER" -d "$conninfo" -S s_fault --task "$work/fault.json" --until-idle 2>"$work/fault.log" &
