@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "libpq-fe.h"
 
@@ -227,6 +229,34 @@ dts_realloc(void *ptr, size_t size)
 		abort();
 	}
 	return p;
+}
+
+FILE *
+dts_temp_file(const char *dir, const char *tag, size_t bufsize)
+{
+	char		path[1024];
+	FILE	   *fp;
+	int			fd;
+	int			save;
+
+	if (dir == NULL || *dir == '\0')
+		dir = getenv("TMPDIR");
+	snprintf(path, sizeof(path), "%s/pg_dts_ship.%s.XXXXXX",
+			 dir && *dir ? dir : "/tmp", tag);
+	fd = mkstemp(path);
+	if (fd < 0)
+		return NULL;
+	unlink(path);
+	fp = fdopen(fd, "w+");
+	if (fp == NULL)
+	{
+		save = errno;
+		close(fd);
+		errno = save;
+		return NULL;
+	}
+	setvbuf(fp, NULL, _IOFBF, bufsize);
+	return fp;
 }
 
 char *

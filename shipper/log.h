@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum DtsLogLevel
 {
@@ -100,6 +101,14 @@ extern char *dts_strdup(const char *s);
 
 /* Wall clock: microseconds since the Unix epoch. */
 extern int64_t dts_now_us(void);
+
+/*
+ * A new temp file in dir ($TMPDIR or /tmp when NULL), named
+ * "pg_dts_ship.<tag>.XXXXXX" and unlinked at once (it goes with the
+ * process), opened "w+" with a bufsize-byte buffer.  Returns NULL with
+ * errno set on failure; the caller reports it and fcloses the file.
+ */
+extern FILE *dts_temp_file(const char *dir, const char *tag, size_t bufsize);
 
 /* Difference between the Unix epoch and PostgreSQL's (2000-01-01), in us */
 #define DTS_PG_EPOCH_OFFSET_US	INT64_C(946684800000000)

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define SPOOL_BUFSIZE		(256 * 1024)
 #define SPOOL_RECORD_HEADER 9
@@ -195,38 +194,20 @@ static DtsSpool *
 spool_create(DtsSpoolSet *set, uint32_t xid, DtsError *err)
 {
 	DtsSpool   *spool;
-	size_t		len = strlen(set->dir) + 40;
-	char	   *path = dts_realloc(NULL, len);
-	int			fd;
+	FILE	   *fp = dts_temp_file(set->dir, "spool", SPOOL_BUFSIZE);
 
-	snprintf(path, len, "%s/pg_dts_ship.spool.XXXXXX", set->dir);
-	fd = mkstemp(path);
-	if (fd < 0)
+	if (fp == NULL)
 	{
 		dts_error_set(err, DTS_ERROR_OTHER,
-					  "could not create spool file \"%s\" for streamed transaction %u: %s",
-					  path, xid, strerror(errno));
+					  "could not create a spool file in \"%s\" for streamed transaction %u: %s",
+					  set->dir, xid, strerror(errno));
 		dts_error_hint(err, "Set TMPDIR to a writable directory with room for the largest transaction.");
-		free(path);
 		return NULL;
 	}
-	unlink(path);
-	free(path);
-
 	spool = dts_realloc(NULL, sizeof(DtsSpool));
 	memset(spool, 0, sizeof(*spool));
 	spool->xid = xid;
-	spool->fp = fdopen(fd, "w+");
-	if (spool->fp == NULL)
-	{
-		dts_error_set(err, DTS_ERROR_OTHER,
-					  "could not open spool file for streamed transaction %u: %s",
-					  xid, strerror(errno));
-		close(fd);
-		free(spool);
-		return NULL;
-	}
-	setvbuf(spool->fp, NULL, _IOFBF, SPOOL_BUFSIZE);
+	spool->fp = fp;
 	return spool;
 }
 

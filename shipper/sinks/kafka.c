@@ -85,8 +85,7 @@ typedef struct KafkaRel
 	char	   *src_table;
 	char	   *schema;			/* after mapping */
 	char	   *table;
-	char	   *key_prefix;		/* "<database>.<schema>.<table>" */
-	size_t		key_prefix_len;
+	DtsWriteBuf key_prefix;		/* "<database>.<schema>.<table>" */
 	DtsAvroRelCache avro;		/* DTS Avro: the relation's fixed part */
 	uint64_t	seen_gen;		/* DtsChange.rel_gen last found under */
 	const DtsRelation *seen_target;
@@ -784,7 +783,7 @@ rel_free_names(KafkaRel *r)
 	free(r->src_table);
 	free(r->schema);
 	free(r->table);
-	free(r->key_prefix);
+	dts_kfmt_buf_free(&r->key_prefix);
 	dts_avro_rel_cache_free(&r->avro);
 }
 
@@ -811,6 +810,13 @@ table_topic(KafkaSink *ks, const char *src_schema, const char *src_table,
 	name = dts_realloc(NULL, len);
 	snprintf(name, len, "%s.%s.%s", ks->cfg.topic, schema, table);
 	return name;
+}
+
+/* Appends the string s (without its NUL) to a message key */
+static void
+key_put(DtsWriteBuf *key, const char *s)
+{
+	dts_put_raw(key, s, strlen(s));
 }
 
 /*
@@ -889,20 +895,12 @@ fill:
 		r->table = dts_strdup(rule && rule->new_table ? rule->new_table :
 							  rel->table);
 	}
-	{
-		const char *db = ks->cfg.database ? ks->cfg.database : "";
-		size_t		dl = strlen(db),
-					sl = strlen(r->schema),
-					tl = strlen(r->table);
-
-		r->key_prefix_len = dl + 1 + sl + 1 + tl;
-		r->key_prefix = dts_realloc(NULL, r->key_prefix_len + 1);
-		memcpy(r->key_prefix, db, dl);
-		r->key_prefix[dl] = '.';
-		memcpy(r->key_prefix + dl + 1, r->schema, sl);
-		r->key_prefix[dl + 1 + sl] = '.';
-		memcpy(r->key_prefix + dl + 2 + sl, r->table, tl + 1);
-	}
+	dts_kfmt_buf_init(&r->key_prefix);
+	key_put(&r->key_prefix, ks->cfg.database ? ks->cfg.database : "");
+	dts_put_byte(&r->key_prefix, '.');
+	key_put(&r->key_prefix, r->schema);
+	dts_put_byte(&r->key_prefix, '.');
+	key_put(&r->key_prefix, r->table);
 	r->ddl_col = -1;
 	if (strcmp(rel->schema, DTS_DDL_SCHEMA) == 0 &&
 		strcmp(rel->table, DTS_DDL_TABLE) == 0)
@@ -937,18 +935,12 @@ found:
  * ----------------------------------------------------------------
  */
 
-static void
-key_put(DtsWriteBuf *key, const char *s)
-{
-	dts_put_raw(key, s, strlen(s));
-}
-
 /* "<database>.<schema>.<table>" */
 static void
 key_table(KafkaSink *ks, const KafkaRel *r)
 {
 	ks->key.len = 0;
-	dts_put_raw(&ks->key, r->key_prefix, r->key_prefix_len);
+	dts_put_raw(&ks->key, r->key_prefix.data, r->key_prefix.len);
 }
 
 /*

@@ -2622,23 +2622,9 @@ spill_write(PgSink *ps, const PgChange *chg, DtsError *err)
 	errno = 0;
 	if (ps->spill == NULL)
 	{
-		const char *dir = getenv("TMPDIR");
-		char		path[1024];
-		int			fd;
-
-		snprintf(path, sizeof(path), "%s/pg_dts_ship.batch.XXXXXX",
-				 dir && *dir ? dir : "/tmp");
-		fd = mkstemp(path);
-		if (fd < 0)
-			return spill_error(ps, "create", err);
-		unlink(path);
-		ps->spill = fdopen(fd, "w+");
+		ps->spill = dts_temp_file(NULL, "batch", 256 * 1024);
 		if (ps->spill == NULL)
-		{
-			close(fd);
-			return spill_error(ps, "open", err);
-		}
-		setvbuf(ps->spill, NULL, _IOFBF, 256 * 1024);
+			return spill_error(ps, "create", err);
 	}
 	memset(&h, 0, sizeof(h));
 	h.txn = chg->txn;
