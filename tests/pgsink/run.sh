@@ -604,11 +604,16 @@ COMMIT;
 SQL
 check "bigtx: schema, slot, one big source transaction" test $? -eq 0
 BIGTX_END=$(src_val "SELECT pg_current_wal_insert_lsn()")
-cat >"$work/bigtx.json" <<EOF
-{"name": "bigtx", "source": {"conninfo": "$SRC"},
- "sink": {"type": "pg", "conninfo": "$DST", "conflict_policy": "Ignore", "batch_memory": 1},
- "objects": {"bigtx": {"all": true}}, "heartbeat_interval": 0}
+# bigtx_task NAME POLICY: task NAME for schema NAME with a 1 MB batch_memory
+bigtx_task()
+{
+	cat >"$work/$1.json" <<EOF
+{"name": "$1", "source": {"conninfo": "$SRC"},
+ "sink": {"type": "pg", "conninfo": "$DST", "conflict_policy": "$2", "batch_memory": 1},
+ "objects": {"$1": {"all": true}}, "heartbeat_interval": 0}
 EOF
+}
+bigtx_task bigtx Ignore
 /usr/bin/time -f "%M" -o "$work/bigtx.rss" "$SHIP" --task "$work/bigtx.json" -v \
 	--start -n -E "$BIGTX_END" >"$work/bigtx.out" 2>"$work/bigtx.err"
 is "bigtx: pg_dts_ship exit status" "$?" 0
@@ -643,11 +648,7 @@ COMMIT;
 SQL
 check "bigkill: schema, slot, one big source transaction" test $? -eq 0
 BIGKILL_END=$(src_val "SELECT pg_current_wal_insert_lsn()")
-cat >"$work/bigkill.json" <<EOF
-{"name": "bigkill", "source": {"conninfo": "$SRC"},
- "sink": {"type": "pg", "conninfo": "$DST", "conflict_policy": "TaskFailed", "batch_memory": 1},
- "objects": {"bigkill": {"all": true}}, "heartbeat_interval": 0}
-EOF
+bigtx_task bigkill TaskFailed
 "$SHIP" --task "$work/bigkill.json" -v --start -n -E "$BIGKILL_END" \
 	>"$work/bigkill1.out" 2>"$work/bigkill1.err" &
 bigkill_pid=$!
@@ -659,7 +660,9 @@ for _ in $(seq 1 1200); do
 done
 kill -9 "$bigkill_pid" 2>/dev/null
 wait "$bigkill_pid"
-is "bigkill: first run killed by SIGKILL past the cap" "$?" 137
+is "bigkill: first run killed by SIGKILL" "$?" 137
+check "bigkill: it was past the cap (changes in the temp file) when killed" has "$work/bigkill1.err" \
+	"keeping the rest of its changes in a temp file"
 echo "# bigkill: rows at the destination when killed: $(dst_val "SELECT count(*) FROM bigkill.t")" >&2
 "$SHIP" --task "$work/bigkill.json" -v --start -n -E "$BIGKILL_END" \
 	>"$work/bigkill2.out" 2>"$work/bigkill2.err"
