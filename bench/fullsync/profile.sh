@@ -16,7 +16,8 @@
 # separated subset of "dts dump native"), PROFILE_DTS_OPTS (JSON members
 # added to the task file, e.g. '"full_sync": {"workers": 2}'),
 # PROFILE_LOG_MS (500), PROFILE_DST_CONF (extra destination settings, one
-# per line, applied to every contender).
+# per line, applied to every contender), PROFILE_SAME_DST (non-empty: one
+# destination cluster for all, instead of a fresh one for each contender).
 #
 set -euo pipefail
 
@@ -154,6 +155,8 @@ run_native()
 }
 
 for c in $ONLY; do
+	# every contender on a fresh destination, as in run.sh
+	[ -n "${PROFILE_SAME_DST:-}" ] || dst_new
 	case $c in
 		dts) measure dts d_dts run_dts d_dts
 			grep -E "took|full sync of task|post-data" "$out/dts.err" | sed 's/^/    /' || true
@@ -162,6 +165,7 @@ for c in $ONLY; do
 			while read -r vname vars; do
 				[ -n "$vname" ] || continue
 				n=$((n + 1))
+				[ -n "${PROFILE_SAME_DST:-}" ] || dst_new
 				D postgres -c "CREATE DATABASE d_v$n"
 				echo "variant $vname: $vars"
 				# shellcheck disable=SC2086
@@ -173,5 +177,6 @@ for c in $ONLY; do
 	esac
 done
 echo "profile: destination statements over $LOG_MS ms and checkpoints:"
-grep -E "duration:|checkpoint complete" "$dst_dir/server.log" |
+cat "$out/dst_server.log" "$dst_dir/server.log" 2>/dev/null |
+	grep -E "duration:|checkpoint complete" |
 	sed -E 's/^.*(duration: [0-9.]+ ms).*(statement|execute [^:]*): */  \1  /; s/^.*checkpoint complete/  checkpoint complete/' | cut -c1-160 || true

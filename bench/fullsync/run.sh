@@ -7,18 +7,23 @@
 #	  "pg_dump | psql" and against a native subscription's initial copy,
 #	  on the same source, in the same run.
 #
-# One source and one destination cluster (tools/pgcluster.sh, as user
-# postgres in temp directories); each contender gets its own destination
-# database.  All three end with the same tables, rows and primary keys:
+# One source cluster and, for each contender, a fresh destination cluster
+# with the same settings (tools/pgcluster.sh, as user postgres in temp
+# directories).  All three end with the same tables, rows and primary keys:
 #   pg_dts		pg_dts_ship --start with "sync": ["schema", "full"]
 #   pg_dump		pg_dump -t 'public.big*' | psql (schema, data, then indexes)
 #   native		pg_dump --schema-only | psql, then CREATE SUBSCRIPTION with
 #				copy_data = true, timed until every table is ready
-# The destination databases are compared with the source at the end.
+# Each destination database is compared with the source after its run.
 # Before each contender the destination is checkpointed and synced (not
-# timed), so that none pays for writing out the previous one's buffers.
+# timed).  A fresh destination each (setup.sh's dst_new), not one for all:
+# a checkpoint after a contender's load recycles its WAL segments, and the
+# next contender then writes into ready segments while the first had to
+# create and zero-fill each one (BENCH_FULL_SAME_DST=1 shares one
+# destination, as before 2026-12-02, to show the difference).
 #
-# Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md).
+# Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md),
+# BENCH_FULL_SAME_DST (empty).
 #
 set -euo pipefail
 
@@ -34,12 +39,21 @@ RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
 . "$root/bench/fullsync/setup.sh"
 echo "bench: source tables: $size with indexes"
 
-# Each contender starts from a clean destination: the previous one's dirty
-# buffers written out and synced (not timed), so that none pays for another.
+# Each contender starts from a clean destination: a fresh cluster (unless
+# BENCH_FULL_SAME_DST), checkpointed and synced (not timed), so that none
+# pays for writing out another's buffers or reuses another's WAL segments.
 settle()
 {
+	[ -n "${BENCH_FULL_SAME_DST:-}" ] || dst_new
 	D postgres -c "CHECKPOINT" >/dev/null
 	sync
+}
+
+# walstate LABEL: the destination's WAL segment files on disk (recycled ones
+# are ready for reuse; a fresh cluster must create and zero-fill each one)
+walstate()
+{
+	echo "bench: $1: destination pg_wal holds $(find "$dst_dir/data/pg_wal" -maxdepth 1 -type f -name '0*' | wc -l) segment files, insert LSN $(D postgres -Atc 'SELECT pg_current_wal_lsn()')"
 }
 
 elapsed()
@@ -47,33 +61,50 @@ elapsed()
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'
 }
 
+sum_sql="SELECT string_agg(t || ':' || n, ' ' ORDER BY t) FROM (SELECT 'big1' t, count(*) n FROM big1 UNION ALL SELECT 'big2', count(*) FROM big2 UNION ALL SELECT 'big3', count(*) FROM big3 UNION ALL SELECT 'big4', count(*) FROM big4) s"
+src_sum=$(S -Atc "$sum_sql")
+# check DB: does the destination database DB match the source?
+check()
+{
+	local db=$1 sum pk
+	sum=$(D "$db" -Atc "$sum_sql")
+	pk=$(D "$db" -Atc "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text LIKE 'big_'")
+	if [ "$sum" = "$src_sum" ] && [ "$pk" = 4 ]; then echo "same rows, 4 primary keys"; else echo "DIFFERENT ($sum; $pk primary keys)"; fi
+}
+
 echo "bench: pg_dts_ship (schema + full)"
+settle
 cat >"$out/task.json" <<EOF
 {"name": "fullbench", "source": {"conninfo": "$src_conn"},
  "sink": {"type": "pg", "conninfo": "$dst_host dbname=d_dts"},
  "objects": {"public": {"all": false, "tables": {"big1": {}, "big2": {}, "big3": {}, "big4": {}}}},
  "heartbeat_interval": 0, "sync": ["schema", "full"]}
 EOF
-settle
+walstate "before pg_dts_ship"
 t0=$(date +%s.%N)
 "$ship" --task "$out/task.json" --start -n 2>"$out/dts.err" ||
 	{ tail -n 20 "$out/dts.err" >&2; exit 1; }
 t1=$(date +%s.%N)
 dts_s=$(elapsed "$t0" "$t1")
 S -c "SELECT pg_drop_replication_slot('dts_sync_fullbench')" >/dev/null
+dts_check=$(check d_dts)
 
 echo "bench: pg_dump | psql"
 settle
+walstate "before pg_dump | psql"
 t0=$(date +%s.%N)
 "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' |
 	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" >/dev/null
 t1=$(date +%s.%N)
 dump_s=$(elapsed "$t0" "$t1")
+dump_check=$(check d_dump)
 
 echo "bench: native subscription initial copy"
+settle
 "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only |
 	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_native" >/dev/null
-settle
+D d_native -c "CHECKPOINT" >/dev/null
+walstate "before native"
 t0=$(date +%s.%N)
 D d_native -c "CREATE SUBSCRIPTION full_sub CONNECTION '$src_conn' PUBLICATION full_pub WITH (copy_data = true)"
 until [ "$(D d_native -Atc "SELECT count(*) FILTER (WHERE srsubstate IN ('r', 's')) = 4 FROM pg_subscription_rel")" = t ]; do
@@ -84,17 +115,7 @@ native_s=$(elapsed "$t0" "$t1")
 D d_native -c "ALTER SUBSCRIPTION full_sub DISABLE" \
 	-c "ALTER SUBSCRIPTION full_sub SET (slot_name = NONE)" -c "DROP SUBSCRIPTION full_sub"
 S -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots" >/dev/null
-
-echo "bench: comparing"
-sum_sql="SELECT string_agg(t || ':' || n, ' ' ORDER BY t) FROM (SELECT 'big1' t, count(*) n FROM big1 UNION ALL SELECT 'big2', count(*) FROM big2 UNION ALL SELECT 'big3', count(*) FROM big3 UNION ALL SELECT 'big4', count(*) FROM big4) s"
-src_sum=$(S -Atc "$sum_sql")
-check()
-{
-	local db=$1 sum pk
-	sum=$(D "$db" -Atc "$sum_sql")
-	pk=$(D "$db" -Atc "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text LIKE 'big_'")
-	if [ "$sum" = "$src_sum" ] && [ "$pk" = 4 ]; then echo "same rows, 4 primary keys"; else echo "DIFFERENT ($sum; $pk primary keys)"; fi
-}
+native_check=$(check d_native)
 
 best=$(awk -v a="$dump_s" -v b="$native_s" 'BEGIN { print (a < b ? a : b) }')
 ratio=$(awk -v a="$best" -v b="$dts_s" 'BEGIN { printf "%.2f", a / b }')
@@ -108,13 +129,14 @@ mbps()
 	echo "Produced by \`bench/fullsync/run.sh\` (\`make bench\`); see bench/README.md."
 	echo
 	echo "- run: $(date -u '+%Y-%m-%d %H:%M') UTC, pg_dts $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, source and destination on this machine"
+	echo "- destination: $([ -n "${BENCH_FULL_SAME_DST:-}" ] && echo "one cluster for all three (BENCH_FULL_SAME_DST)" || echo "a fresh cluster for each contender")"
 	echo "- 4 tables of $rows rows: $size on disk with their primary keys ($((bytes / 1048576)) MB of heap)"
 	echo
 	echo "| contender | seconds | heap MB/s | destination |"
 	echo "|---|---:|---:|---|"
-	echo "| pg_dts_ship (schema + full: pre-data, parallel binary COPY, post-data) | $dts_s | $(mbps "$dts_s") | $(check d_dts) |"
-	echo "| pg_dump \| psql | $dump_s | $(mbps "$dump_s") | $(check d_dump) |"
-	echo "| native subscription, initial copy (schema loaded first) | $native_s | $(mbps "$native_s") | $(check d_native) |"
+	echo "| pg_dts_ship (schema + full: pre-data, parallel binary COPY, post-data) | $dts_s | $(mbps "$dts_s") | $dts_check |"
+	echo "| pg_dump \| psql | $dump_s | $(mbps "$dump_s") | $dump_check |"
+	echo "| native subscription, initial copy (schema loaded first) | $native_s | $(mbps "$native_s") | $native_check |"
 	echo
 	echo "pg_dts / the faster of the two: **${ratio}×**"
 } >"$RESULTS"

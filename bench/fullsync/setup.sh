@@ -3,16 +3,17 @@
 #	  bench/fullsync/profile.sh (where its time goes): a source and a
 #	  destination cluster with the same settings, four tables big1..big4 of
 #	  about GB gigabytes in all on the source with their primary keys and a
-#	  publication, and the destination databases d_dts, d_dump and d_native.
+#	  publication, and the destination databases d_dts, d_dump and d_native;
+#	  dst_new replaces the destination with a fresh one.
 #
 # Sourced, not run.  The caller sets root, bindir and GB; optionally
 # setup_label (the prefix of its messages), setup_dst_conf (extra
 # destination settings, one per line) and setup_keep (non-empty: leave the
-# clusters and $out behind).  Sets src_dir, dst_dir, out, src_conn,
-# dst_host, bytes (heap bytes of the four tables), size (their total size
-# with indexes, pretty), the functions S (psql on the source) and
-# D DB (psql on a destination database), and an EXIT trap that stops and
-# removes both clusters.
+# clusters and $out behind).  Sets src_dir, dst_dir and dst_host (dst_new
+# changes both), out, src_conn, bytes (heap bytes of the four tables), size
+# (their total size with indexes, pretty), the functions S (psql on the
+# source), D DB (psql on a destination database) and dst_new, and an EXIT
+# trap that stops and removes both clusters.
 
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
@@ -25,9 +26,7 @@ pgc_init "${conf[@]}" "synchronous_commit = off"
 pgc_start
 src_dir=$PGC_DIR src_sock=$PGC_SOCK src_port=$PGC_PORT
 PGC_DIR= PGC_SOCK= PGC_PORT=
-PGC_EXTRA_CONF=${setup_dst_conf:-} pgc_init "${conf[@]}"
-pgc_start
-dst_dir=$PGC_DIR dst_sock=$PGC_SOCK dst_port=$PGC_PORT
+dst_dir=
 out=$(mktemp -d "/tmp/pg_dts_${setup_label}_full.XXXXXX")
 cleanup()
 {
@@ -41,9 +40,30 @@ cleanup()
 trap cleanup EXIT
 
 src_conn="host=$src_sock port=$src_port dbname=postgres user=postgres"
-dst_host="host=$dst_sock port=$dst_port user=postgres"
 S() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$src_conn" "$@"; }
 D() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=$db" "$@"; }
+
+# dst_new: a new destination cluster (initdb, the same settings, the
+# databases d_dts, d_dump and d_native) in place of the current one, which
+# is stopped and removed.  Each contender gets one: a cluster that has
+# already taken a contender's load keeps its WAL segments for reuse (a
+# checkpoint recycles them), while a fresh one must create and zero-fill
+# every 16 MB segment it writes, under WALWriteLock; the first contender
+# would pay that alone.  The old server log is kept in $out/dst_server.log.
+dst_new()
+{
+	if [ -n "$dst_dir" ]; then
+		cat "$dst_dir/server.log" >>"$out/dst_server.log" 2>/dev/null || true
+		pgc_as_server "$bindir/pg_ctl" -D "$dst_dir/data" -m immediate stop >/dev/null 2>&1 || true
+		[ -n "${setup_keep:-}" ] || rm -rf "$dst_dir"
+	fi
+	PGC_DIR= PGC_SOCK= PGC_PORT=
+	PGC_EXTRA_CONF=${setup_dst_conf:-} pgc_init "${conf[@]}"
+	pgc_start
+	dst_dir=$PGC_DIR dst_sock=$PGC_SOCK dst_port=$PGC_PORT
+	dst_host="host=$dst_sock port=$dst_port user=postgres"
+	D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
+}
 
 # about 250 bytes a row on disk: rows per table for GB gigabytes in four
 rows=$(awk -v gb="$GB" 'BEGIN { printf "%d", gb * 1024 * 1024 * 1024 / 250 / 4 }')
@@ -63,4 +83,4 @@ wait
 S -c "CHECKPOINT" -c "CREATE PUBLICATION full_pub FOR TABLE big1, big2, big3, big4"
 size=$(S -Atc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c WHERE relname LIKE 'big_'")
 bytes=$(S -Atc "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relname LIKE 'big_' AND relkind = 'r'")
-D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
+dst_new
