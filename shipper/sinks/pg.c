@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,6 +79,9 @@
 #define DEFAULT_BATCH_MEMORY	64	/* MB of changes kept in memory */
 #define REL_BUCKETS			256
 #define SEND_BUFFER_BYTES	(4 * 1024 * 1024)	/* SO_SNDBUF to the destination */
+#define READ_AHEAD_MAX		(16 * 1024 * 1024)	/* source messages read ahead
+												 * while waiting, at most (and
+												 * batch_memory / 4) */
 
 #define DEFAULT_BATCH_TXNS		1000
 #define DEFAULT_BATCH_ROWS		20000
@@ -304,6 +308,8 @@ typedef struct PgSink
 	/* the connection */
 	PGconn	   *conn;
 	bool		pipeline;
+	DtsSink    *sink;			/* for its prefetch hook */
+	size_t		read_ahead;		/* bytes the source may read ahead */
 
 	/* progress */
 	uint64_t	durable_lsn;	/* stored by the last transaction whose commit
@@ -1048,6 +1054,51 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 	}
 }
 
+/*
+ * Waits until the destination's socket is readable (for_write: writable)
+ * while the source reads ahead (sink->prefetch), so that the source's
+ * walsender goes on decoding meanwhile.  False if there is nothing to
+ * read ahead (none allowed, or enough held): the caller's libpq call then
+ * blocks as usual, and also reports any error of the connection.
+ */
+static bool
+dest_wait(PgSink *ps, bool for_write)
+{
+	int			dest = PQsocket(ps->conn);
+
+	for (;;)
+	{
+		DtsSink    *sink = ps->sink;
+		int			src;
+		fd_set		rfds;
+		fd_set		wfds;
+
+		src = sink && sink->prefetch ?
+			sink->prefetch(sink->prefetch_arg, ps->read_ahead) : -1;
+		if (src < 0 || dest < 0)
+			return false;
+		FD_ZERO(&rfds);
+		FD_ZERO(&wfds);
+		FD_SET(src, &rfds);
+		FD_SET(dest, for_write ? &wfds : &rfds);
+		if (select((src > dest ? src : dest) + 1, &rfds, &wfds, NULL,
+				   NULL) < 0)
+			return false;
+		if (FD_ISSET(dest, for_write ? &wfds : &rfds))
+			return true;
+	}
+}
+
+/* PQgetResult(), reading the source ahead while the result is not there */
+static PGresult *
+get_result(PgSink *ps)
+{
+	while (PQisBusy(ps->conn) && dest_wait(ps, false))
+		if (!PQconsumeInput(ps->conn))
+			break;
+	return PQgetResult(ps->conn);
+}
+
 /* Reads the results of the oldest outstanding query. */
 static int
 pend_read_one(PgSink *ps, DtsError *err)
@@ -1061,7 +1112,7 @@ pend_read_one(PgSink *ps, DtsError *err)
 
 	if (p.kind == PEND_SYNC)
 	{
-		res = PQgetResult(ps->conn);
+		res = get_result(ps);
 		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
 		{
 			char		msg[400];
@@ -1075,7 +1126,7 @@ pend_read_one(PgSink *ps, DtsError *err)
 		PQclear(res);
 		return 0;
 	}
-	while ((res = PQgetResult(ps->conn)) != NULL)
+	while ((res = get_result(ps)) != NULL)
 	{
 		if (!got)
 		{
@@ -1838,10 +1889,15 @@ run_stage(PgSink *ps)
 		&ps->run_rel->del_stage;
 }
 
-/* Sends the COPY data gathered so far. */
+/*
+ * Sends the COPY data gathered so far; while the destination's socket is
+ * full, the source reads ahead.
+ */
 static int
 copy_send(PgSink *ps, DtsError *err)
 {
+	if (ps->copybuf.len > 0)
+		(void) dest_wait(ps, true);
 	if (ps->copybuf.len > 0 &&
 		PQputCopyData(ps->conn, ps->copybuf.data, (int) ps->copybuf.len) != 1)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
@@ -2061,7 +2117,7 @@ copy_finish(PgSink *ps, DtsError *err)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
 							 "could not send to the destination: %s",
 							 PQerrorMessage(ps->conn));
-	while ((res = PQgetResult(ps->conn)) != NULL)
+	while ((res = get_result(ps)) != NULL)
 	{
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			set_anomaly(ps, "COPY of a run of %ld %ss failed: %s",
@@ -3887,8 +3943,13 @@ dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
 	ps->memory_cap = (size_t) (config->batch_memory_mb > 0 ?
 							   config->batch_memory_mb :
 							   DEFAULT_BATCH_MEMORY) * 1024 * 1024;
+	ps->read_ahead = ps->memory_cap / 4 < READ_AHEAD_MAX ?
+		ps->memory_cap / 4 : READ_AHEAD_MAX;
+	ps->sink = sink;
 	sink->ops = &pg_sink_ops;
 	sink->state = ps;
+	sink->prefetch = NULL;		/* until a source streams */
+	sink->prefetch_arg = NULL;
 }
 
 /* ----------------------------------------------------------------
