@@ -72,6 +72,8 @@
 #define COPY_MAX_ROWS		50000	/* longest run sent as one COPY */
 #define RUN_HOLD_MAX		10000	/* entries held while the destination
 									 * is busy, at most */
+#define HOLD_CHECK_EVERY	16		/* held entries between looks at the
+									 * destination (two syscalls each) */
 #define SET_MIN_ROWS		64		/* a run of updates or deletes this long:
 									 * staged by COPY, applied set-based */
 #define COPY_CHUNK			(64 * 1024)	/* COPY data sent at a time */
@@ -351,6 +353,9 @@ typedef struct PgSink
 	int			pend_cap;
 	int			pend_head;
 	int			pend_count;
+	bool		pend_unflushed; /* queries sent since the last sync or
+								 * flush request: the server holds their
+								 * results back until one comes */
 	PGresult   *catalog_res;
 	char		final_msg[512];
 
@@ -972,6 +977,7 @@ pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
 	ps->pend[at].chg_kind = chg ? chg->kind : 0;
 	ps->pend[at].expect = 0;
 	ps->pend_count++;
+	ps->pend_unflushed = kind != PEND_SYNC;
 	return &ps->pend[at];
 }
 
@@ -1162,6 +1168,15 @@ pend_busy(PgSink *ps, int *rc, DtsError *err)
 	*rc = 0;
 	if (ps->pend_count == 0)
 		return false;
+	/* without a flush request the results would come only at the next sync */
+	if (ps->pend_unflushed && PQsendFlushRequest(ps->conn) != 1)
+	{
+		*rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							"could not send to the destination: %s",
+							PQerrorMessage(ps->conn));
+		return false;
+	}
+	ps->pend_unflushed = false;
 	if (PQflush(ps->conn) < 0 || !PQconsumeInput(ps->conn))
 	{
 		*rc = dts_error_set(err, DTS_ERROR_CONNECT,
@@ -1188,6 +1203,7 @@ pend_wait(PgSink *ps, int keep, DtsError *err)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
 							 "could not send to the destination: %s",
 							 PQerrorMessage(ps->conn));
+	ps->pend_unflushed = false;
 	while (ps->pend_count > keep)
 		if (pend_read_one(ps, err) != 0)
 			return -1;
@@ -2200,6 +2216,8 @@ copy_finish(PgSink *ps, DtsError *err)
 			rc = dts_error_set(err, DTS_ERROR_CONNECT,
 							   "could not send to the destination: %s",
 							   PQerrorMessage(ps->conn));
+		else
+			ps->pend_unflushed = false;
 	}
 	free(sql.data);
 	return rc;
@@ -2395,7 +2413,8 @@ run_add(PgSink *ps, PgChange *chg, DtsError *err)
 		 */
 		if (ps->run_len >= min &&
 			(ps->run_len >= (ps->transient ? min : RUN_HOLD_MAX) ||
-			 !pend_busy(ps, &rc, err)))
+			 ((ps->run_len - min) % HOLD_CHECK_EVERY == 0 &&
+			  !pend_busy(ps, &rc, err))))
 			rc = rc != 0 ? rc : copy_start(ps, err);
 	}
 	if (rc == 0 && ps->run_count >= COPY_MAX_ROWS)
