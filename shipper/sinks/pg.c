@@ -32,6 +32,12 @@
  * per staged row, else the batch is marked.  A key seen again ends the
  * run before it, so the set-based result is the sequential one.
  *
+ * Waiting.  Whenever the sink must wait for the destination (a result, or
+ * room in the socket for COPY data), it lets the source read the stream
+ * ahead into memory meanwhile (sink->prefetch, up to batch_memory / 4 and
+ * 16 MB), so that the source's walsender decodes while the destination
+ * applies instead of taking turns with it.
+ *
  * The careful path.  One destination transaction per source transaction,
  * statement by statement, each under a savepoint: conflicts are detected
  * (affected rows, SQLSTATE 23505), resolved by the task's policy and
