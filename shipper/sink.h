@@ -48,6 +48,7 @@
 #define PG_DTS_SHIP_SINK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pg_dts/frame.h"
@@ -138,6 +139,18 @@ struct DtsSink
 {
 	const DtsSinkOps *ops;
 	void	   *state;			/* the sink's own, freed by close() */
+
+	/*
+	 * Read-ahead, set by the source while it streams (NULL otherwise).  A
+	 * sink about to wait for its destination calls prefetch(prefetch_arg,
+	 * max_bytes): the source reads the messages that have arrived into
+	 * memory, up to max_bytes held, without handing anything to the sink,
+	 * and returns the socket to wait on as well for more (-1: none now).
+	 * So the source's walsender goes on decoding while the destination
+	 * works, instead of stopping as soon as its socket buffer is full.
+	 */
+	int			(*prefetch) (void *arg, size_t max_bytes);
+	void	   *prefetch_arg;
 };
 
 /* ----------------------------------------------------------------

@@ -12,6 +12,12 @@
  * as they arrive, streamed transactions through the spool at their
  * STREAM_COMMIT.
  *
+ * While the sink waits for its destination it lets the source read ahead
+ * (sink->prefetch): the messages that arrive meanwhile are kept in memory,
+ * up to what the sink allows, and handed on in order before anything read
+ * later, so that the walsender does not stop decoding whenever the sink
+ * is busy.
+ *
  * The flushed position reported to the server is only ever what the sink
  * says is durable, or, when nothing at all is pending (no transaction
  * open or spooled, the sink idle), the position of the last keepalive, so
@@ -918,6 +924,112 @@ process_copy_message(DtsSource *src, const char *buf, int len,
 						 len > 0 ? buf[0] : '?');
 }
 
+/* One message read ahead (see source_prefetch()) */
+typedef struct DtsAhead
+{
+	char	   *buf;			/* from PQgetCopyData() */
+	int			len;
+	int64_t		received_us;
+} DtsAhead;
+
+static void
+ahead_push(DtsSource *src, char *buf, int len)
+{
+	DtsAhead   *a;
+
+	if (src->ahead_count == src->ahead_cap)
+	{
+		int			ncap = src->ahead_cap ? src->ahead_cap * 2 : 1024;
+		DtsAhead   *n = dts_realloc(NULL, sizeof(DtsAhead) * ncap);
+
+		for (int i = 0; i < src->ahead_count; i++)
+			n[i] = src->ahead[(src->ahead_head + i) % src->ahead_cap];
+		free(src->ahead);
+		src->ahead = n;
+		src->ahead_cap = ncap;
+		src->ahead_head = 0;
+	}
+	a = &src->ahead[(src->ahead_head + src->ahead_count) % src->ahead_cap];
+	a->buf = buf;
+	a->len = len;
+	a->received_us = dts_now_us();
+	src->ahead_count++;
+	src->ahead_bytes += (size_t) len;
+}
+
+/* Forgets the messages read ahead (the stream ends). */
+static void
+ahead_reset(DtsSource *src)
+{
+	for (int i = 0; i < src->ahead_count; i++)
+		PQfreemem(src->ahead[(src->ahead_head + i) % src->ahead_cap].buf);
+	src->ahead_head = 0;
+	src->ahead_count = 0;
+	src->ahead_bytes = 0;
+	src->ahead_end = 0;
+}
+
+/*
+ * sink->prefetch: reads the messages that have arrived, without waiting,
+ * until max_bytes are held.  Returns the socket to wait on for more, or -1
+ * (enough held, the copy ended, or the connection failed: the stream loop
+ * sees that when it gets there).
+ */
+static int
+source_prefetch(void *arg, size_t max_bytes)
+{
+	DtsSource  *src = arg;
+	char	   *buf;
+	int			r = 0;
+
+	if (src->conn == NULL || src->ahead_end != 0 ||
+		src->ahead_bytes >= max_bytes)
+		return -1;
+	if (PQconsumeInput(src->conn) == 0)
+	{
+		src->ahead_end = -2;
+		return -1;
+	}
+	while (src->ahead_bytes < max_bytes &&
+		   (r = PQgetCopyData(src->conn, &buf, 1)) > 0)
+		ahead_push(src, buf, r);
+	if (r < 0)
+	{
+		src->ahead_end = r;
+		return -1;
+	}
+	return src->ahead_bytes < max_bytes ? PQsocket(src->conn) : -1;
+}
+
+/*
+ * The next message of the stream, as PQgetCopyData(async): what was read
+ * ahead first.
+ */
+static int
+next_message(DtsSource *src, char **buf)
+{
+	if (src->ahead_count > 0)
+	{
+		DtsAhead   *a = &src->ahead[src->ahead_head];
+
+		*buf = a->buf;
+		src->message_us = a->received_us;
+		src->ahead_head = (src->ahead_head + 1) % src->ahead_cap;
+		src->ahead_count--;
+		src->ahead_bytes -= (size_t) a->len;
+		return a->len;
+	}
+	if (src->ahead_end != 0)
+	{
+		int			r = src->ahead_end;
+
+		src->ahead_end = 0;
+		return r;
+	}
+	src->message_us = 0;
+	return PQgetCopyData(src->conn, buf, 1);
+}
+
 /* Waits until the connection or the heartbeat has input, or until_us. */
 static int
 wait_for_input(DtsSource *src, int64_t until_us, DtsError *err)
@@ -1089,7 +1201,7 @@ stream_loop(DtsSource *src, DtsError *err)
 		if (src->heartbeat)
 			dts_heartbeat_tick(src->heartbeat, now);
 
-		r = PQgetCopyData(src->conn, &copybuf, 1);
+		r = next_message(src, &copybuf);
 		if (r == 0)
 		{
 			int64_t		until = min64(next_flush, next_feedback);
@@ -1112,7 +1224,8 @@ stream_loop(DtsSource *src, DtsError *err)
 						  PQerrorMessage(src->conn));
 			return DTS_STREAM_ERROR;
 		}
-		src->message_us = dts_now_us();
+		if (src->message_us == 0)
+			src->message_us = dts_now_us();
 		r = process_copy_message(src, copybuf, r, err);
 		PQfreemem(copybuf);
 		if (r != 0)
@@ -1137,6 +1250,10 @@ dts_source_init(DtsSource *src)
 void
 dts_source_free(DtsSource *src)
 {
+	ahead_reset(src);
+	free(src->ahead);
+	src->ahead = NULL;
+	src->ahead_cap = 0;
 	if (src->conn)
 		PQfinish(src->conn);
 	src->conn = NULL;
@@ -1160,6 +1277,7 @@ reset_stream_state(DtsSource *src)
 	src->in_block = false;
 	src->block_spool = NULL;
 	src->endpos_reached = false;
+	ahead_reset(src);
 }
 
 /* IDENTIFY_SYSTEM: checks the connection is database-specific. */
@@ -1285,6 +1403,8 @@ dts_source_stream(DtsSource *src, DtsError *err)
 				 dts_lsn_str(from, buf));
 	src->last_feedback_us = dts_now_us();
 
+	src->sink->prefetch = source_prefetch;
+	src->sink->prefetch_arg = src;
 	result = stream_loop(src, err);
 	if (result == DTS_STREAM_ERROR && src->in_txn)
 	{
@@ -1296,6 +1416,9 @@ dts_source_stream(DtsSource *src, DtsError *err)
 	}
 
 cleanup:
+	src->sink->prefetch = NULL;
+	src->sink->prefetch_arg = NULL;
+	ahead_reset(src);
 	PQfinish(src->conn);
 	src->conn = NULL;
 	return result;

@@ -121,6 +121,19 @@ typedef struct DtsSource
 	uint64_t	txns;			/* transactions given to the sink */
 	uint64_t	changes;
 	uint64_t	replayed;		/* changes of the streamed replay under way */
+
+	/*
+	 * Messages read ahead while the sink waited for its destination
+	 * (sink->prefetch), a ring handed on in order before anything else;
+	 * ahead_end: what PQgetCopyData() said after the last of them, if
+	 * not "nothing yet" (the end of the copy, an error).
+	 */
+	struct DtsAhead *ahead;
+	int			ahead_head;
+	int			ahead_count;
+	int			ahead_cap;
+	size_t		ahead_bytes;
+	int			ahead_end;
 } DtsSource;
 
 /* Result of dts_source_stream() */

@@ -32,6 +32,12 @@
  * per staged row, else the batch is marked.  A key seen again ends the
  * run before it, so the set-based result is the sequential one.
  *
+ * Waiting.  Whenever the sink must wait for the destination (a result, or
+ * room in the socket for COPY data), it lets the source read the stream
+ * ahead into memory meanwhile (sink->prefetch, up to batch_memory / 4 and
+ * 16 MB), so that the source's walsender decodes while the destination
+ * applies instead of taking turns with it.
+ *
  * The careful path.  One destination transaction per source transaction,
  * statement by statement, each under a savepoint: conflicts are detected
  * (affected rows, SQLSTATE 23505), resolved by the task's policy and
@@ -55,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,6 +78,8 @@
 #define COPY_MAX_ROWS		50000	/* longest run sent as one COPY */
 #define RUN_HOLD_MAX		10000	/* entries held while the destination
 									 * is busy, at most */
+#define HOLD_CHECK_EVERY	16		/* held entries between looks at the
+									 * destination (two syscalls each) */
 #define SET_MIN_ROWS		64		/* a run of updates or deletes this long:
 									 * staged by COPY, applied set-based */
 #define COPY_CHUNK			(64 * 1024)	/* COPY data sent at a time */
@@ -78,6 +87,9 @@
 #define DEFAULT_BATCH_MEMORY	64	/* MB of changes kept in memory */
 #define REL_BUCKETS			256
 #define SEND_BUFFER_BYTES	(4 * 1024 * 1024)	/* SO_SNDBUF to the destination */
+#define READ_AHEAD_MAX		(16 * 1024 * 1024)	/* source messages read ahead
+												 * while waiting, at most (and
+												 * batch_memory / 4) */
 
 #define DEFAULT_BATCH_TXNS		1000
 #define DEFAULT_BATCH_ROWS		20000
@@ -304,6 +316,8 @@ typedef struct PgSink
 	/* the connection */
 	PGconn	   *conn;
 	bool		pipeline;
+	DtsSink    *sink;			/* for its prefetch hook */
+	size_t		read_ahead;		/* bytes the source may read ahead */
 
 	/* progress */
 	uint64_t	durable_lsn;	/* stored by the last transaction whose commit
@@ -345,6 +359,9 @@ typedef struct PgSink
 	int			pend_cap;
 	int			pend_head;
 	int			pend_count;
+	bool		pend_unflushed; /* queries sent since the last sync or
+								 * flush request: the server holds their
+								 * results back until one comes */
 	PGresult   *catalog_res;
 	char		final_msg[512];
 
@@ -966,6 +983,7 @@ pend_push(PgSink *ps, PendKind kind, int *state, PgChange *chg)
 	ps->pend[at].chg_kind = chg ? chg->kind : 0;
 	ps->pend[at].expect = 0;
 	ps->pend_count++;
+	ps->pend_unflushed = kind != PEND_SYNC;
 	return &ps->pend[at];
 }
 
@@ -1048,6 +1066,51 @@ pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 	}
 }
 
+/*
+ * Waits until the destination's socket is readable (for_write: writable)
+ * while the source reads ahead (sink->prefetch), so that the source's
+ * walsender goes on decoding meanwhile.  False if there is nothing to
+ * read ahead (none allowed, or enough held): the caller's libpq call then
+ * blocks as usual, and also reports any error of the connection.
+ */
+static bool
+dest_wait(PgSink *ps, bool for_write)
+{
+	int			dest = PQsocket(ps->conn);
+
+	for (;;)
+	{
+		DtsSink    *sink = ps->sink;
+		int			src;
+		fd_set		rfds;
+		fd_set		wfds;
+
+		src = sink && sink->prefetch ?
+			sink->prefetch(sink->prefetch_arg, ps->read_ahead) : -1;
+		if (src < 0 || dest < 0)
+			return false;
+		FD_ZERO(&rfds);
+		FD_ZERO(&wfds);
+		FD_SET(src, &rfds);
+		FD_SET(dest, for_write ? &wfds : &rfds);
+		if (select((src > dest ? src : dest) + 1, &rfds, &wfds, NULL,
+				   NULL) < 0)
+			return false;
+		if (FD_ISSET(dest, for_write ? &wfds : &rfds))
+			return true;
+	}
+}
+
+/* PQgetResult(), reading the source ahead while the result is not there */
+static PGresult *
+get_result(PgSink *ps)
+{
+	while (PQisBusy(ps->conn) && dest_wait(ps, false))
+		if (!PQconsumeInput(ps->conn))
+			break;
+	return PQgetResult(ps->conn);
+}
+
 /* Reads the results of the oldest outstanding query. */
 static int
 pend_read_one(PgSink *ps, DtsError *err)
@@ -1061,7 +1124,7 @@ pend_read_one(PgSink *ps, DtsError *err)
 
 	if (p.kind == PEND_SYNC)
 	{
-		res = PQgetResult(ps->conn);
+		res = get_result(ps);
 		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
 		{
 			char		msg[400];
@@ -1075,7 +1138,7 @@ pend_read_one(PgSink *ps, DtsError *err)
 		PQclear(res);
 		return 0;
 	}
-	while ((res = PQgetResult(ps->conn)) != NULL)
+	while ((res = get_result(ps)) != NULL)
 	{
 		if (!got)
 		{
@@ -1111,6 +1174,15 @@ pend_busy(PgSink *ps, int *rc, DtsError *err)
 	*rc = 0;
 	if (ps->pend_count == 0)
 		return false;
+	/* without a flush request the results would come only at the next sync */
+	if (ps->pend_unflushed && PQsendFlushRequest(ps->conn) != 1)
+	{
+		*rc = dts_error_set(err, DTS_ERROR_CONNECT,
+							"could not send to the destination: %s",
+							PQerrorMessage(ps->conn));
+		return false;
+	}
+	ps->pend_unflushed = false;
 	if (PQflush(ps->conn) < 0 || !PQconsumeInput(ps->conn))
 	{
 		*rc = dts_error_set(err, DTS_ERROR_CONNECT,
@@ -1137,6 +1209,7 @@ pend_wait(PgSink *ps, int keep, DtsError *err)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
 							 "could not send to the destination: %s",
 							 PQerrorMessage(ps->conn));
+	ps->pend_unflushed = false;
 	while (ps->pend_count > keep)
 		if (pend_read_one(ps, err) != 0)
 			return -1;
@@ -1838,10 +1911,15 @@ run_stage(PgSink *ps)
 		&ps->run_rel->del_stage;
 }
 
-/* Sends the COPY data gathered so far. */
+/*
+ * Sends the COPY data gathered so far; while the destination's socket is
+ * full, the source reads ahead.
+ */
 static int
 copy_send(PgSink *ps, DtsError *err)
 {
+	if (ps->copybuf.len > 0)
+		(void) dest_wait(ps, true);
 	if (ps->copybuf.len > 0 &&
 		PQputCopyData(ps->conn, ps->copybuf.data, (int) ps->copybuf.len) != 1)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
@@ -2061,7 +2139,7 @@ copy_finish(PgSink *ps, DtsError *err)
 		return dts_error_set(err, DTS_ERROR_CONNECT,
 							 "could not send to the destination: %s",
 							 PQerrorMessage(ps->conn));
-	while ((res = PQgetResult(ps->conn)) != NULL)
+	while ((res = get_result(ps)) != NULL)
 	{
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			set_anomaly(ps, "COPY of a run of %ld %ss failed: %s",
@@ -2144,6 +2222,8 @@ copy_finish(PgSink *ps, DtsError *err)
 			rc = dts_error_set(err, DTS_ERROR_CONNECT,
 							   "could not send to the destination: %s",
 							   PQerrorMessage(ps->conn));
+		else
+			ps->pend_unflushed = false;
 	}
 	free(sql.data);
 	return rc;
@@ -2339,7 +2419,8 @@ run_add(PgSink *ps, PgChange *chg, DtsError *err)
 		 */
 		if (ps->run_len >= min &&
 			(ps->run_len >= (ps->transient ? min : RUN_HOLD_MAX) ||
-			 !pend_busy(ps, &rc, err)))
+			 ((ps->run_len - min) % HOLD_CHECK_EVERY == 0 &&
+			  !pend_busy(ps, &rc, err))))
 			rc = rc != 0 ? rc : copy_start(ps, err);
 	}
 	if (rc == 0 && ps->run_count >= COPY_MAX_ROWS)
@@ -3887,8 +3968,13 @@ dts_pg_sink_init(DtsSink *sink, const DtsPgSinkConfig *config)
 	ps->memory_cap = (size_t) (config->batch_memory_mb > 0 ?
 							   config->batch_memory_mb :
 							   DEFAULT_BATCH_MEMORY) * 1024 * 1024;
+	ps->read_ahead = ps->memory_cap / 4 < READ_AHEAD_MAX ?
+		ps->memory_cap / 4 : READ_AHEAD_MAX;
+	ps->sink = sink;
 	sink->ops = &pg_sink_ops;
 	sink->state = ps;
+	sink->prefetch = NULL;		/* until a source streams */
+	sink->prefetch_arg = NULL;
 }
 
 /* ----------------------------------------------------------------
