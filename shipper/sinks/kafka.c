@@ -17,9 +17,12 @@
  * report, or a fatal error of the idempotent producer, stops the task:
  * every later call fails with DTS_ERROR_FATAL and durable_lsn stays before
  * the failed message, so a restart sends it again.  After a crash,
- * messages after the last durable LSN may be written twice; each carries
- * its transaction's commit LSN (header "dts_lsn", and in the record) and
- * its position in the transaction (header "dts_seq") to drop them by.
+ * messages after the last durable LSN may be written twice; each record
+ * carries its transaction's commit LSN and its position in the
+ * transaction to drop them by (Avro safeSourcePosition and tag dts_seq,
+ * SharePlex scn and seq), and with lsn_headers (the default only for
+ * Canal JSON, whose record has no position) also the headers "dts_lsn"
+ * and "dts_seq".
  *
  * Enqueueing: a full local queue (QUEUE_FULL) is not an error: we serve
  * delivery reports and try again.  The producer defaults keep order and
@@ -310,6 +313,7 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 	json_t	   *v;
 	rd_kafka_conf_t *probe = NULL;
 	char		num[64];
+	json_t	   *lsn_headers = NULL;
 	int			rc = -1;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -436,6 +440,15 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 			free(cfg->compression);
 			cfg->compression = dts_strdup(text);
 		}
+		else if (strcmp(key, "lsn_headers") == 0)
+		{
+			if (!json_is_boolean(v))
+			{
+				cfg_error(err, errlen, "sink.lsn_headers: expected true or false");
+				goto cleanup;
+			}
+			lsn_headers = v;
+		}
 		else if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0')
 		{
 			if (!scalar_text(v, num, sizeof(num), &text))
@@ -455,7 +468,7 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 		}
 		else
 		{
-			cfg_error(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"brokers\", \"topic\", \"topic_per_table\", \"format\", \"partition_policy\", \"compression\", \"kafka.<librdkafka property>\"", key);
+			cfg_error(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"brokers\", \"topic\", \"topic_per_table\", \"format\", \"partition_policy\", \"compression\", \"lsn_headers\", \"kafka.<librdkafka property>\"", key);
 			goto cleanup;
 		}
 	}
@@ -469,6 +482,11 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 		cfg_error(err, errlen, "sink.topic: missing; give the topic to write to");
 		goto cleanup;
 	}
+	/* Canal's record has no position: there the headers are the default */
+	if (lsn_headers != NULL)
+		cfg->lsn_headers = json_is_true(lsn_headers);
+	else
+		cfg->lsn_headers = (cfg->format == DTS_KAFKA_FORMAT_CANAL_JSON);
 	rc = 0;
 
 cleanup:
@@ -653,7 +671,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 	(void) rk;
 	if (msg->err)
-		sink_fail(ks, "Check the brokers and the topic, then start the task again: it resends everything after the durable position (consumers may see duplicates; drop them by the dts_lsn and dts_seq headers).",
+		sink_fail(ks, "Check the brokers and the topic, then start the task again: it resends everything after the durable position (consumers may see duplicates; drop them by their position: the commit LSN and the change's sequence number in the record, docs/kafka.md).",
 				  "could not deliver a message to topic \"%s\" partition %d: %s",
 				  rd_kafka_topic_name(msg->rkt), (int) msg->partition,
 				  rd_kafka_err2str(msg->err));
@@ -989,16 +1007,19 @@ key_values(KafkaSink *ks, const DtsFrame *f)
  * Produces ks->value with ks->key to partition of topic ti, for the open
  * unit.  A full local queue is served and retried; other errors fail.
  */
-static int
-produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
+/*
+ * The headers dts_lsn (the commit LSN) and dts_seq (the change's position
+ * in its transaction) of the message being produced, for lsn_headers.
+ * librdkafka allocates the list and each header, and frees them after the
+ * delivery report: a third of the sink's CPU per message, hence opt-in.
+ */
+static rd_kafka_headers_t *
+position_headers(const KafkaSink *ks)
 {
-	KafkaTopic *t = &ks->topics[ti];
-	KafkaUnit  *u = unit_get(ks, seq);
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
 	char		seqtext[12];
 	char	   *p = seqtext + sizeof(seqtext);
 	unsigned	n = (unsigned) ks->seq_in_txn;
-	rd_kafka_resp_err_t rerr;
 
 	/* dts_seq in decimal, without printf (a message costs a few hundred ns) */
 	do
@@ -1010,6 +1031,17 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 						ks->lsn_text, ks->lsn_len);
 	rd_kafka_header_add(hdrs, "dts_seq", sizeof("dts_seq") - 1,
 						p, seqtext + sizeof(seqtext) - p);
+	return hdrs;
+}
+
+static int
+produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
+{
+	KafkaTopic *t = &ks->topics[ti];
+	KafkaUnit  *u = unit_get(ks, seq);
+	rd_kafka_headers_t *hdrs = ks->cfg.lsn_headers ? position_headers(ks) : NULL;
+	rd_kafka_resp_err_t rerr;
+
 	u->outstanding++;
 	for (;;)
 	{
@@ -1031,7 +1063,8 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 	}
 	if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		rd_kafka_headers_destroy(hdrs);
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
 		u = unit_get(ks, seq);
 		if (u)
 			u->outstanding--;
