@@ -1343,16 +1343,18 @@ produce_row(KafkaSink *ks, const DtsChange *c, DtsError *err)
  * (1 MB) for the message set and another for its compressed copy, and
  * frees both after the request.  With glibc's defaults such blocks come
  * from mmap, or from the top of a thread's heap that free() then trims
- * (madvise): each request faults its pages in again, a tenth of the
- * sink's CPU time.  Keep freed memory (up to 32 MB at a heap's top, and
- * blocks under 32 MB, glibc's largest, in the heap) for reuse instead: the peak use stays
- * what bounds the process's memory, it is just not given back between
- * requests.
+ * (madvise): each request faults its pages in again, a quarter of the
+ * sink's CPU time in the benchmark (bench/README.md, "kafka").  Keep
+ * freed memory for reuse instead: up to 32 MB at a heap's top, and blocks
+ * under 32 MB (glibc's largest mmap threshold) from the heap.  The peak
+ * use still bounds the process's memory; it is just not given back
+ * between requests.
  */
 static void
 keep_heap(void)
 {
-#if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+#if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && \
+	defined(M_MMAP_THRESHOLD)
 	mallopt(M_TRIM_THRESHOLD, KAFKA_MALLOC_KEEP_BYTES);
 	mallopt(M_MMAP_THRESHOLD, KAFKA_MALLOC_KEEP_BYTES);
 #endif
