@@ -19,7 +19,10 @@
  * only after the records before them have been written and flushed (and
  * fsync()ed for -f FILE): at least every second, every 1000 records, when
  * partitions are revoked and at exit.  A crash may write records again
- * (at-least-once); each line carries "dts_lsn" and "dts_seq" to drop them.
+ * (at-least-once); each line carries "dts_lsn" and "dts_seq" to drop them:
+ * the message's headers of those names when it has them (the sink's
+ * lsn_headers), else the record's own position (Avro safeSourcePosition
+ * and tag dts_seq, SharePlex meta.scn and meta.seq), else null.
  *
  * Output, one line per record:
  *	{"topic":...,"partition":...,"offset":...,"timestamp":ms,"key":...,
@@ -118,7 +121,15 @@ typedef struct Consumer
 	avro_reader_t reader;
 
 	Buf			line;
+	Buf			rec;			/* the record part of the line */
 } Consumer;
+
+/* A change's position as its record states it (text; empty = unknown) */
+typedef struct RecordPosition
+{
+	char		lsn[24];		/* commit LSN, "X/X" */
+	char		seq[24];		/* 1-based position in the transaction */
+} RecordPosition;
 
 static void
 on_stop(int signo)
@@ -628,12 +639,67 @@ write_avro(Buf *b, avro_value_t *v)
 	}
 }
 
+/* The string v into out[size]; out unchanged if v is none or too long */
+static void
+copy_string(avro_value_t *v, char *out, size_t size)
+{
+	const char *str;
+	size_t		n;
+
+	if (avro_value_get_string(v, &str, &n) == 0 && n > 0 && n - 1 < size)
+	{
+		memcpy(out, str, n - 1);
+		out[n - 1] = '\0';
+	}
+}
+
+/* The position a DTS Avro record states: safeSourcePosition, tag dts_seq */
+static void
+avro_position(avro_value_t *rec, RecordPosition *pos)
+{
+	avro_value_t f;
+	avro_value_t v;
+
+	if (field_by_name(rec, "safeSourcePosition", &f))
+		copy_string(&f, pos->lsn, sizeof(pos->lsn));
+	if (field_by_name(rec, "tags", &f) &&
+		avro_value_get_by_name(&f, "dts_seq", &v, NULL) == 0)
+		copy_string(&v, pos->seq, sizeof(pos->seq));
+}
+
 /*
- * The Record as readable JSON.  Returns 0, 1 for a heartbeat to skip, -1
- * when the bytes are not a Record.
+ * The position a SharePlex JSON record states: meta.scn (the commit LSN
+ * as a decimal number) and meta.seq.  Canal JSON has none.
+ */
+static void
+json_position(json_t *j, RecordPosition *pos)
+{
+	json_t	   *meta = json_object_get(j, "meta");
+	json_t	   *scn = json_object_get(meta, "scn");
+	json_t	   *seq = json_object_get(meta, "seq");
+	char	   *end;
+	unsigned long long lsn;
+
+	if (json_is_string(scn))
+	{
+		errno = 0;
+		lsn = strtoull(json_string_value(scn), &end, 10);
+		if (errno == 0 && *end == '\0' && end != json_string_value(scn))
+			snprintf(pos->lsn, sizeof(pos->lsn), "%X/%X",
+					 (unsigned) (lsn >> 32), (unsigned) lsn);
+	}
+	if (json_is_integer(seq))
+		snprintf(pos->seq, sizeof(pos->seq), "%" JSON_INTEGER_FORMAT,
+				 json_integer_value(seq));
+}
+
+/*
+ * The Record as readable JSON, and its position into *pos.  Returns 0, 1
+ * for a heartbeat to skip, -1 when the bytes are not a Record.
  */
 static int
-write_avro_record(Consumer *cs, const void *data, size_t len, Buf *b)
+write_avro_record(Consumer *cs, const void *data, size_t len, Buf *b,
+				  RecordPosition *pos)
 {
 	avro_value_t *rec = &cs->record;
 	avro_value_t op;
@@ -647,6 +713,7 @@ write_avro_record(Consumer *cs, const void *data, size_t len, Buf *b)
 	avro_reader_memory_set_source(cs->reader, data, (int64_t) len);
 	if (avro_value_read(cs->reader, rec) != 0)
 		return -1;
+	avro_position(rec, pos);
 	if (field_by_name(rec, "operation", &op))
 	{
 		int			x;
@@ -869,8 +936,10 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * ----------------------------------------------------------------
  */
 
+/* The header name of m, else the record's text, else null */
 static void
-header_text(const rd_kafka_message_t *m, const char *name, Buf *b)
+position_text(const rd_kafka_message_t *m, const char *name,
+			  const char *from_record, Buf *b)
 {
 	rd_kafka_headers_t *hdrs;
 	const void *val;
@@ -879,6 +948,8 @@ header_text(const rd_kafka_message_t *m, const char *name, Buf *b)
 	if (rd_kafka_message_headers(m, &hdrs) == 0 &&
 		rd_kafka_header_get_last(hdrs, name, &val, &size) == 0 && val)
 		buf_json_string(b, val, size);
+	else if (from_record[0] != '\0')
+		buf_json_string(b, from_record, strlen(from_record));
 	else
 		buf_puts(b, "null");
 }
@@ -887,8 +958,10 @@ static void
 handle_message(Consumer *cs, const rd_kafka_message_t *m)
 {
 	Buf		   *b = &cs->line;
+	Buf		   *r = &cs->rec;
 	rd_kafka_timestamp_type_t tstype;
 	int64_t		ts = rd_kafka_message_timestamp(m, &tstype);
+	RecordPosition pos = {{0}, {0}};
 	int			rc = 0;
 
 	set_eof(cs, rd_kafka_topic_name(m->rkt), m->partition, false);
@@ -897,30 +970,16 @@ handle_message(Consumer *cs, const rd_kafka_message_t *m)
 		note_offset(cs, m);		/* before the start time: read, not shown */
 		return;
 	}
-	b->len = 0;
-	buf_puts(b, "{\"topic\":");
-	buf_json_string(b, rd_kafka_topic_name(m->rkt),
-					strlen(rd_kafka_topic_name(m->rkt)));
-	buf_printf(b, ",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":",
-			   (int) m->partition, m->offset, ts);
-	if (m->key)
-		buf_json_string(b, m->key, m->key_len);
-	else
-		buf_puts(b, "null");
-	buf_puts(b, ",\"dts_lsn\":");
-	header_text(m, "dts_lsn", b);
-	buf_puts(b, ",\"dts_seq\":");
-	header_text(m, "dts_seq", b);
-	buf_puts(b, ",\"record\":");
+	/* the record first: the line's dts_lsn/dts_seq may come from it */
+	r->len = 0;
 	if (cs->format == FMT_AVRO)
 	{
-		size_t		mark = b->len;
-
-		rc = write_avro_record(cs, m->payload, m->len, b);
+		rc = write_avro_record(cs, m->payload, m->len, r, &pos);
 		if (rc < 0)
 		{
-			b->len = mark;
-			buf_puts(b, "null,\"error\":\"not a DTS Avro record\"");
+			r->len = 0;
+			memset(&pos, 0, sizeof(pos));
+			buf_puts(r, "null,\"error\":\"not a DTS Avro record\"");
 			fprintf(stderr, "%s: warning: %s [%d] offset %" PRId64 " is not a DTS Avro record: %s\n",
 					PROGNAME, rd_kafka_topic_name(m->rkt), (int) m->partition,
 					m->offset, avro_strerror());
@@ -932,11 +991,14 @@ handle_message(Consumer *cs, const rd_kafka_message_t *m)
 		json_t	   *j = json_loadb(m->payload, m->len, 0, &jerr);
 
 		if (j)
-			buf_put(b, m->payload, m->len);
+		{
+			buf_put(r, m->payload, m->len);
+			json_position(j, &pos);
+		}
 		else
 		{
-			buf_json_string(b, m->payload, m->len);
-			buf_puts(b, ",\"error\":\"not JSON\"");
+			buf_json_string(r, m->payload, m->len);
+			buf_puts(r, ",\"error\":\"not JSON\"");
 		}
 		json_decref(j);
 	}
@@ -946,6 +1008,23 @@ handle_message(Consumer *cs, const rd_kafka_message_t *m)
 		note_offset(cs, m);
 		return;
 	}
+
+	b->len = 0;
+	buf_puts(b, "{\"topic\":");
+	buf_json_string(b, rd_kafka_topic_name(m->rkt),
+					strlen(rd_kafka_topic_name(m->rkt)));
+	buf_printf(b, ",\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":",
+			   (int) m->partition, m->offset, ts);
+	if (m->key)
+		buf_json_string(b, m->key, m->key_len);
+	else
+		buf_puts(b, "null");
+	buf_puts(b, ",\"dts_lsn\":");
+	position_text(m, "dts_lsn", pos.lsn, b);
+	buf_puts(b, ",\"dts_seq\":");
+	position_text(m, "dts_seq", pos.seq, b);
+	buf_puts(b, ",\"record\":");
+	buf_put(b, r->data, r->len);
 	buf_puts(b, "}\n");
 	if (fwrite(b->data, 1, b->len, cs->out) != b->len)
 	{
@@ -1267,6 +1346,7 @@ main(int argc, char **argv)
 		avro_schema_decref(cs.schema_all);
 	}
 	free(cs.line.data);
+	free(cs.rec.data);
 	free(cs.topics);
 	return rc;
 }

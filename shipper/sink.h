@@ -215,6 +215,9 @@ typedef struct DtsKafkaSinkConfig
 	DtsKafkaFormat format;
 	DtsKafkaPartitionPolicy partition_policy;
 	char	   *compression;	/* lz4 (default), gzip, snappy, zstd, none */
+	bool		lsn_headers;	/* headers dts_lsn, dts_seq on every message
+								 * (default: canal_json only, the record of
+								 * the other formats has the position) */
 	char	  **kafka_names;	/* "kafka.<property>" pass-through, set */
 	char	  **kafka_values;	/* after our defaults (so they win) */
 	int			nkafka;

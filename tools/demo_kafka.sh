@@ -74,11 +74,11 @@ cat "$work/task.json"
 pgc_psql -Atc "SELECT 'slot confirmed up to ' || confirmed_flush_lsn || ' (every message acknowledged by Kafka)' FROM pg_replication_slots"
 
 echo
-echo "== in Kafka: partition, key (database.schema.table:primary key), headers"
-kcat -C -b "$B" -t shop_cdc -e -q -f 'partition %p  offset %o  key %k  %h\n' | sort
+echo "== in Kafka: partition, key (database.schema.table:primary key)"
+kcat -C -b "$B" -t shop_cdc -e -q -f 'partition %p  offset %o  key %k\n' | sort
 
 echo
-echo "== read back by pg_dts_consume, consumer group \"audit\""
+echo "== read back by pg_dts_consume, consumer group \"audit\" (partition@offset, position: commit LSN:sequence)"
 "$build/pg_dts_consume" -b "$B" -t shop_cdc -g audit --from-beginning -e \
 	-X session.timeout.ms=6000 | python3 -c '
 import json, sys
@@ -86,7 +86,7 @@ for line in sys.stdin:
     m = json.loads(line)
     r = m["record"]
     what = r.get("ddl") or "before %s  after %s" % (json.dumps(r["before"]), json.dumps(r["after"]))
-    print("p%d@%d %-6s %-22s %s" % (m["partition"], m["offset"], r["operation"], r["objectName"], what))'
+    print("p%d@%d %s:%s %-6s %-22s %s" % (m["partition"], m["offset"], m["dts_lsn"], m["dts_seq"], r["operation"], r["objectName"], what))'
 
 echo
 echo "== a second group reads the same topic independently (first line of each partition)"

@@ -676,8 +676,11 @@ typedef struct RecordMarks
  * Writes the fields every record has, from version to operation, then
  * objectName (the database, or db.schema.table with with_table; null
  * without object) and processTimestamps (null), and opens the tags map
- * (ntags items, the first readerThroughoutTime).  The caller writes the
- * other ntags - 1 tags, then calls close_tags().
+ * with readerThroughoutTime and, for a change of a transaction
+ * (seq_in_txn > 0), dts_seq: with safeSourcePosition it names the change
+ * uniquely (sourcePosition does not: the rows of one multi-insert share a
+ * WAL record).  The caller writes its other ntags tags, then calls
+ * close_tags().
  */
 static void
 put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
@@ -722,13 +725,15 @@ put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 	}
 	put_long(out, U_NULL);		/* processTimestamps */
 
-	/* tags: one block of ntags items */
-	m->ntags = ntags;
+	/* tags: one block of items */
+	m->ntags = 1 + (ctx->seq_in_txn > 0) + ntags;
 	m->tags_at = out->len;
-	put_long(out, ntags);
+	put_long(out, m->ntags);
 	m->tags_items = out->len;
 	put_tag_i64(out, "readerThroughoutTime", sizeof("readerThroughoutTime") - 1,
 				ctx->born_time_ms);
+	if (ctx->seq_in_txn > 0)
+		put_tag_i64(out, "dts_seq", sizeof("dts_seq") - 1, ctx->seq_in_txn);
 	enc->charset = ctx->charset ? ctx->charset : "utf8";
 }
 
@@ -914,7 +919,7 @@ dts_avro_encode_change(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 			fill_rel_cache(enc, ctx, change->rel, cache);
 	}
 
-	put_header(enc, ctx, op, true, true, 3, cache, out, &m);
+	put_header(enc, ctx, op, true, true, 2, cache, out, &m);
 	if (cache)
 		dts_put_raw(out, cache->bytes.data + cache->object_end,
 					cache->tags_end - cache->object_end);
@@ -961,7 +966,7 @@ dts_avro_encode_ddl(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		snprintf(enc->error, sizeof(enc->error), "avro: encoder not initialised");
 		return DTS_KFMT_ERROR;
 	}
-	put_header(enc, ctx, DTS_AVRO_OP_DDL, true, with_table, 2, NULL, out, &m);
+	put_header(enc, ctx, DTS_AVRO_OP_DDL, true, with_table, 1, NULL, out, &m);
 	put_tag_i64(out, "commitTimestamp", sizeof("commitTimestamp") - 1,
 				dts_kfmt_unix_secs(ctx->commit_time_us));
 	close_tags(out, &m);
@@ -985,7 +990,7 @@ encode_bare(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		snprintf(enc->error, sizeof(enc->error), "avro: encoder not initialised");
 		return DTS_KFMT_ERROR;
 	}
-	put_header(enc, ctx, op, false, false, 1, NULL, out, &m);
+	put_header(enc, ctx, op, false, false, 0, NULL, out, &m);
 	close_tags(out, &m);
 	put_long(out, U_NULL);		/* fields */
 	put_long(out, U_NULL);		/* beforeImages */

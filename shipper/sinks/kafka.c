@@ -17,9 +17,12 @@
  * report, or a fatal error of the idempotent producer, stops the task:
  * every later call fails with DTS_ERROR_FATAL and durable_lsn stays before
  * the failed message, so a restart sends it again.  After a crash,
- * messages after the last durable LSN may be written twice; each carries
- * its transaction's commit LSN (header "dts_lsn", and in the record) and
- * its position in the transaction (header "dts_seq") to drop them by.
+ * messages after the last durable LSN may be written twice; each record
+ * carries its transaction's commit LSN and its position in the
+ * transaction to drop them by (Avro safeSourcePosition and tag dts_seq,
+ * SharePlex scn and seq), and with lsn_headers (the default only for
+ * Canal JSON, whose record has no position) also the headers "dts_lsn"
+ * and "dts_seq".
  *
  * Enqueueing: a full local queue (QUEUE_FULL) is not an error: we serve
  * delivery reports and try again.  The producer defaults keep order and
@@ -39,6 +42,9 @@
 #include "sink.h"
 
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +65,7 @@
 #define KAFKA_POLL_INTERVAL_US		50000	/* flush() due while in flight */
 #define KAFKA_POLL_EVERY			256	/* produces between two polls */
 #define HEARTBEAT_TABLE				"dts_postgres_heartbeat"
+#define KAFKA_MALLOC_KEEP_BYTES		(32 * 1024 * 1024)	/* see keep_heap() */
 
 /* One transaction (or non-transactional message) in the delivery queue */
 typedef struct KafkaUnit
@@ -310,6 +317,7 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 	json_t	   *v;
 	rd_kafka_conf_t *probe = NULL;
 	char		num[64];
+	json_t	   *lsn_headers = NULL;
 	int			rc = -1;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -436,6 +444,15 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 			free(cfg->compression);
 			cfg->compression = dts_strdup(text);
 		}
+		else if (strcmp(key, "lsn_headers") == 0)
+		{
+			if (!json_is_boolean(v))
+			{
+				cfg_error(err, errlen, "sink.lsn_headers: expected true or false");
+				goto cleanup;
+			}
+			lsn_headers = v;
+		}
 		else if (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0')
 		{
 			if (!scalar_text(v, num, sizeof(num), &text))
@@ -455,7 +472,7 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 		}
 		else
 		{
-			cfg_error(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"brokers\", \"topic\", \"topic_per_table\", \"format\", \"partition_policy\", \"compression\", \"kafka.<librdkafka property>\"", key);
+			cfg_error(err, errlen, "sink.%s: unknown key; expected one of \"type\", \"brokers\", \"topic\", \"topic_per_table\", \"format\", \"partition_policy\", \"compression\", \"lsn_headers\", \"kafka.<librdkafka property>\"", key);
 			goto cleanup;
 		}
 	}
@@ -469,6 +486,11 @@ dts_kafka_sink_config_from_json(DtsKafkaSinkConfig *cfg, const char *sink_json,
 		cfg_error(err, errlen, "sink.topic: missing; give the topic to write to");
 		goto cleanup;
 	}
+	/* Canal's record has no position: there the headers are the default */
+	if (lsn_headers != NULL)
+		cfg->lsn_headers = json_is_true(lsn_headers);
+	else
+		cfg->lsn_headers = (cfg->format == DTS_KAFKA_FORMAT_CANAL_JSON);
 	rc = 0;
 
 cleanup:
@@ -653,7 +675,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 
 	(void) rk;
 	if (msg->err)
-		sink_fail(ks, "Check the brokers and the topic, then start the task again: it resends everything after the durable position (consumers may see duplicates; drop them by the dts_lsn and dts_seq headers).",
+		sink_fail(ks, "Check the brokers and the topic, then start the task again: it resends everything after the durable position (consumers may see duplicates; drop them by their position, the commit LSN and the change's sequence number: in the record, or the dts_lsn and dts_seq headers; docs/kafka.md).",
 				  "could not deliver a message to topic \"%s\" partition %d: %s",
 				  rd_kafka_topic_name(msg->rkt), (int) msg->partition,
 				  rd_kafka_err2str(msg->err));
@@ -986,19 +1008,19 @@ key_values(KafkaSink *ks, const DtsFrame *f)
 }
 
 /*
- * Produces ks->value with ks->key to partition of topic ti, for the open
- * unit.  A full local queue is served and retried; other errors fail.
+ * The headers dts_lsn (the commit LSN) and dts_seq (the change's position
+ * in its transaction) of the message being produced, for lsn_headers.
+ * librdkafka allocates the list and each header, and frees them after the
+ * delivery report: a quarter of the shipper's CPU in the benchmark, hence
+ * opt-in.
  */
-static int
-produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
+static rd_kafka_headers_t *
+position_headers(const KafkaSink *ks)
 {
-	KafkaTopic *t = &ks->topics[ti];
-	KafkaUnit  *u = unit_get(ks, seq);
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
 	char		seqtext[12];
 	char	   *p = seqtext + sizeof(seqtext);
 	unsigned	n = (unsigned) ks->seq_in_txn;
-	rd_kafka_resp_err_t rerr;
 
 	/* dts_seq in decimal, without printf (a message costs a few hundred ns) */
 	do
@@ -1010,6 +1032,21 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 						ks->lsn_text, ks->lsn_len);
 	rd_kafka_header_add(hdrs, "dts_seq", sizeof("dts_seq") - 1,
 						p, seqtext + sizeof(seqtext) - p);
+	return hdrs;
+}
+
+/*
+ * Produces ks->value with ks->key to partition of topic ti, for the open
+ * unit.  A full local queue is served and retried; other errors fail.
+ */
+static int
+produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
+{
+	KafkaTopic *t = &ks->topics[ti];
+	KafkaUnit  *u = unit_get(ks, seq);
+	rd_kafka_headers_t *hdrs = ks->cfg.lsn_headers ? position_headers(ks) : NULL;
+	rd_kafka_resp_err_t rerr;
+
 	u->outstanding++;
 	for (;;)
 	{
@@ -1031,7 +1068,8 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 	}
 	if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		rd_kafka_headers_destroy(hdrs);
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
 		u = unit_get(ks, seq);
 		if (u)
 			u->outstanding--;
@@ -1301,6 +1339,28 @@ produce_row(KafkaSink *ks, const DtsChange *c, DtsError *err)
  * ----------------------------------------------------------------
  */
 
+/*
+ * librdkafka allocates, per produce request, a buffer of about batch.size
+ * (1 MB) for the message set and another for its compressed copy, and
+ * frees both after the request.  With glibc's defaults such blocks come
+ * from mmap, or from the top of a thread's heap that free() then trims
+ * (madvise): each request faults its pages in again, a quarter of the
+ * sink's CPU time in the benchmark (bench/README.md, "kafka").  Keep
+ * freed memory for reuse instead: up to 32 MB at a heap's top, and blocks
+ * under 32 MB (glibc's largest mmap threshold) from the heap.  The peak
+ * use still bounds the process's memory; it is just not given back
+ * between requests.
+ */
+static void
+keep_heap(void)
+{
+#if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && \
+	defined(M_MMAP_THRESHOLD)
+	mallopt(M_TRIM_THRESHOLD, KAFKA_MALLOC_KEEP_BYTES);
+	mallopt(M_MMAP_THRESHOLD, KAFKA_MALLOC_KEEP_BYTES);
+#endif
+}
+
 static int
 kafka_sink_open(DtsSink *sink, DtsError *err)
 {
@@ -1335,6 +1395,7 @@ kafka_sink_open(DtsSink *sink, DtsError *err)
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
 
+	keep_heap();
 	ks->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (ks->rk == NULL)
 	{

@@ -250,6 +250,9 @@ def check(rec, m, size, errors, where):
     expect("bornTimestamp", rec["bornTimestamp"], m["born_time_ms"])
     expect("tags.readerThroughoutTime", rec["tags"].get("readerThroughoutTime"),
            str(m["born_time_ms"]))
+    # the change's position in its transaction, when it has one
+    expect("tags.dts_seq", rec["tags"].get("dts_seq"),
+           str(m["seq_in_txn"]) if m.get("seq_in_txn", 0) > 0 else None)
 
     kind = m["kind"]
     if kind == "heartbeat":

@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """Checks of what the Kafka sink wrote, from kcat output.
 
-Input on stdin: one message a line as kcat prints it with
-    -f '%p\\t%o\\t%k\\t%h\\n'
-(partition, offset, key, headers "dts_lsn=X/X,dts_seq=N").
+Input on stdin: every message as kcat prints it with
+    -f '%p\\t%o\\t%k\\t%h\\t%R%s\\n'
+(partition, offset, key, headers "dts_lsn=X/X,dts_seq=N" or nothing, then
+the value's length as 4 bytes big-endian and the value itself).
+
+A change's position is (commit LSN, 1-based sequence number in its
+transaction): the headers dts_lsn and dts_seq when the message has them
+(the sink's lsn_headers), else the record's own (DTS Avro
+safeSourcePosition and tag dts_seq, read here by a small decoder of our
+own; SharePlex JSON meta.scn and meta.seq).  docs/kafka.md, "Durability,
+order, duplicates".
 
 Usage:
   kafka_check.py murmur2 KEY...              print Kafka's murmur2 of each key
@@ -17,12 +25,19 @@ Usage:
                                              if one is at or before LSN
   kafka_check.py keys PREFIX FIRST LAST      every key PREFIX<i> for i in
                                              FIRST..LAST is there
+  kafka_check.py positions HEADERS           every message has a position;
+                                             HEADERS "with": each has both
+                                             headers, and the record (if it
+                                             has a position) agrees; "without":
+                                             none has a header
 
 Each prints one line saying what it found and exits 0 (pass) or 1 (fail).
 
 tests/kafka/kafka_check.py
 """
 
+import json
+import struct
 import sys
 
 
@@ -66,25 +81,147 @@ def lsn_value(text):
     return (int(hi, 16) << 32) | int(lo, 16)
 
 
-def read_messages():
+def avro_long(data, pos):
+    """A zigzag varint (Avro int, long, enum, union branch, count)."""
+    shift = value = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (value >> 1) ^ -(value & 1), pos
+
+
+def avro_string(data, pos):
+    n, pos = avro_long(data, pos)
+    return data[pos:pos + n], pos + n
+
+
+def avro_position(value):
+    """(safeSourcePosition, tags["dts_seq"]) of a DTS Avro Record: its
+    fields up to tags, in the schema's order (version, id,
+    sourceTimestamp, sourcePosition, safeSourcePosition, sourceTxid,
+    source{sourceType, version}, operation, objectName, processTimestamps,
+    tags)."""
+    pos = 0
+    for _ in range(3):                       # version, id, sourceTimestamp
+        _, pos = avro_long(value, pos)
+    _, pos = avro_string(value, pos)         # sourcePosition
+    safe, pos = avro_string(value, pos)      # safeSourcePosition
+    _, pos = avro_string(value, pos)         # sourceTxid
+    _, pos = avro_long(value, pos)           # source.sourceType
+    _, pos = avro_string(value, pos)         # source.version
+    _, pos = avro_long(value, pos)           # operation
+    branch, pos = avro_long(value, pos)      # objectName ["null", "string"]
+    if branch == 1:
+        _, pos = avro_string(value, pos)
+    branch, pos = avro_long(value, pos)      # processTimestamps
+    if branch == 1:
+        while True:
+            n, pos = avro_long(value, pos)
+            if n == 0:
+                break
+            if n < 0:
+                _, pos = avro_long(value, pos)
+                n = -n
+            for _ in range(n):
+                _, pos = avro_long(value, pos)
+    tags = {}
+    while True:
+        n, pos = avro_long(value, pos)
+        if n == 0:
+            break
+        if n < 0:
+            _, pos = avro_long(value, pos)
+            n = -n
+        for _ in range(n):
+            k, pos = avro_string(value, pos)
+            v, pos = avro_string(value, pos)
+            tags[k.decode()] = v.decode()
+    seq = tags.get("dts_seq")
+    return (lsn_value(safe.decode()) if safe else None,
+            int(seq) if seq is not None else None)
+
+
+def record_position(value):
+    """(commit LSN, seq) the record states, (None, None) when it has none
+    (Canal JSON)."""
+    if value[:1] == b"{":
+        meta = json.loads(value).get("meta")
+        if isinstance(meta, dict) and "scn" in meta and "seq" in meta:
+            return int(meta["scn"]), int(meta["seq"])
+        return None, None
+    return avro_position(value)
+
+
+def read_raw():
+    """(partition, offset, key, headers dict, value) of every message."""
+    data = sys.stdin.buffer.read()
     out = []
-    for line in sys.stdin.buffer:
-        line = line.rstrip(b"\n")
-        if not line:
-            continue
-        parts = line.split(b"\t")
-        if len(parts) < 4:
-            continue
-        p, o, k, h = int(parts[0]), int(parts[1]), parts[2], parts[3]
+    pos = 0
+    while pos < len(data):
+        fields = []
+        for _ in range(4):
+            tab = data.index(b"\t", pos)
+            fields.append(data[pos:tab])
+            pos = tab + 1
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        value = data[pos + 4:pos + 4 + n]
+        pos += 4 + n
+        if data[pos:pos + 1] != b"\n":
+            raise SystemExit("kafka_check: input is not kcat -f '%p\\t%o\\t%k\\t%h\\t%R%s\\n'")
+        pos += 1
         hdr = {}
-        for item in h.decode().split(","):
+        for item in fields[3].decode().split(","):
             if "=" in item:
-                name, value = item.split("=", 1)
-                hdr[name] = value
-        lsn = lsn_value(hdr["dts_lsn"]) if "dts_lsn" in hdr else 0
-        seq = int(hdr.get("dts_seq", "0"))
-        out.append((p, o, k, lsn, seq))
+                name, v = item.split("=", 1)
+                hdr[name] = v
+        out.append((int(fields[0]), int(fields[1]), fields[2], hdr, value))
     return out
+
+
+def read_messages():
+    """(partition, offset, key, commit LSN, seq) of every message: the
+    position from the headers, else from the record (0, 0 if none)."""
+    out = []
+    for p, o, k, hdr, value in read_raw():
+        if "dts_lsn" in hdr:
+            lsn, seq = lsn_value(hdr["dts_lsn"]), int(hdr.get("dts_seq", "0"))
+        else:
+            lsn, seq = record_position(value)
+        out.append((p, o, k, lsn or 0, seq or 0))
+    return out
+
+
+def check_positions(headers):
+    msgs = read_raw()
+    bad = []
+    for p, o, k, hdr, value in msgs:
+        lsn, seq = record_position(value)
+        has = "dts_lsn" in hdr, "dts_seq" in hdr
+        if headers == "with":
+            if has != (True, True):
+                bad.append("offset %d of partition %d lacks a header" % (o, p))
+            elif lsn is not None and (lsn, seq) != (lsn_value(hdr["dts_lsn"]), int(hdr["dts_seq"])):
+                bad.append("offset %d of partition %d: headers %s/%s, record %X/%X/%s"
+                           % (o, p, hdr["dts_lsn"], hdr["dts_seq"], lsn >> 32, lsn & 0xFFFFFFFF, seq))
+        else:
+            if any(has):
+                bad.append("offset %d of partition %d has headers %r" % (o, p, hdr))
+            elif lsn is None or seq is None or seq < 1:
+                bad.append("offset %d of partition %d: no position in the record" % (o, p))
+    if bad:
+        print("positions: %d of %d messages wrong, e.g. %s" % (len(bad), len(msgs), bad[0]))
+        return 1
+    if headers == "with":
+        print("positions: all %d messages have headers dts_lsn and dts_seq%s"
+              % (len(msgs), "" if not msgs or record_position(msgs[0][4])[0] is None
+                 else ", equal to the record's position"))
+    else:
+        print("positions: no headers on %d messages; each record has its commit LSN and dts_seq"
+              % len(msgs))
+    return 0
 
 
 def check_partitions(policy, nparts):
@@ -183,6 +320,8 @@ def main(argv):
         return check_dups(lsn_value(argv[2]) if len(argv) > 2 else None)
     if cmd == "keys":
         return check_keys(argv[2], int(argv[3]), int(argv[4]))
+    if cmd == "positions" and len(argv) > 2 and argv[2] in ("with", "without"):
+        return check_positions(argv[2])
     print(__doc__)
     return 2
 

@@ -120,6 +120,9 @@ mock()
 
 # kc TOPIC: every message as "partition offset key headers" (tab separated)
 kc() { kcat -C -b "$B" -t "$1" -e -q -f '%p\t%o\t%k\t%h\n' 2>/dev/null; }
+# kr TOPIC: the same with the value (its length, 4 bytes, then the bytes),
+# what kafka_check.py reads: a change's position may be in the value only
+kr() { kcat -C -b "$B" -t "$1" -e -q -f '%p\t%o\t%k\t%h\t%R%s\n' 2>/dev/null; }
 count() { kc "$1" | wc -l; }
 
 # ------------------------------------------------------------------
@@ -205,7 +208,7 @@ task()
 	printf '{"name": "%s", "sink": %s}\n' "$1" "$2" >"$work/$1.json"
 }
 task p0 '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_p0", "format": "canal_json", "partition_policy": "partition0", "compression": "gzip"}'
-task tbl '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_tbl", "partition_policy": "table", "compression": "snappy", "topic_per_table": {"public.items": "cdc_items"}}'
+task tbl '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_tbl", "partition_policy": "table", "compression": "snappy", "topic_per_table": {"public.items": "cdc_items"}, "lsn_headers": true}'
 task pk '{"type": "kafka", "brokers": ["'"${B//,/\", \"}"'"], "topic": "cdc_pk", "format": "avro", "partition_policy": "primary_key", "kafka.linger.ms": 2}'
 task sp '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_sp", "format": "shareplex_json", "partition_policy": "primary_key", "compression": "zstd"}'
 # name mapping (the router): orders -> orders_m, its column total -> amount
@@ -235,12 +238,12 @@ expect_count() # DESC TOPIC N
 }
 # canal: DML + 2 DDL + TRUNCATE (no heartbeats)
 check "canal_json/partition0/gzip: every change" expect_count x cdc_p0 $((n_dml + 3))
-check "canal_json/partition0: all in partition 0" bash -c "$(declare -f kc); B='$B'; kc cdc_p0 | $CHECK partitions partition0 4"
+check "canal_json/partition0: all in partition 0" bash -c "$(declare -f kc kr); B='$B'; kr cdc_p0 | $CHECK partitions partition0 4"
 # avro table policy, items mapped to their own topic
 check "avro/table/snappy: every change but items, + DDL, TRUNCATE, heartbeat" expect_count x cdc_tbl $((n_dml - n_items + 4))
 check "topic_per_table mapping: items in cdc_items" expect_count x cdc_items "$n_items"
-check "table policy: partitions of cdc_tbl" bash -c "$(declare -f kc); B='$B'; kc cdc_tbl | $CHECK partitions table 4"
-check "table policy: partitions of cdc_items" bash -c "$(declare -f kc); B='$B'; kc cdc_items | $CHECK partitions table 3"
+check "table policy: partitions of cdc_tbl" bash -c "$(declare -f kc kr); B='$B'; kr cdc_tbl | $CHECK partitions table 4"
+check "table policy: partitions of cdc_items" bash -c "$(declare -f kc kr); B='$B'; kr cdc_items | $CHECK partitions table 3"
 table_spread()
 {
 	# one table, one partition
@@ -250,7 +253,7 @@ table_spread()
 }
 check "table policy: one table stays in one partition" table_spread
 check "avro/primary_key/lz4: every change + DDL, TRUNCATE, heartbeat" expect_count x cdc_pk $((n_dml + 4))
-check "primary_key policy: partitions of cdc_pk (murmur2 of the documented key)" bash -c "$(declare -f kc); B='$B'; kc cdc_pk | $CHECK partitions primary_key 6"
+check "primary_key policy: partitions of cdc_pk (murmur2 of the documented key)" bash -c "$(declare -f kc kr); B='$B'; kr cdc_pk | $CHECK partitions primary_key 6"
 pk_keys()
 {
 	local k
@@ -271,7 +274,7 @@ no_key_p0()
 }
 check "primary_key policy: a table without a key goes to partition 0" no_key_p0
 check "shareplex_json/zstd: every DML change (no DDL/heartbeat form)" expect_count x cdc_sp "$n_dml"
-check "shareplex_json: partitions" bash -c "$(declare -f kc); B='$B'; kc cdc_sp | $CHECK partitions primary_key 3"
+check "shareplex_json: partitions" bash -c "$(declare -f kc kr); B='$B'; kr cdc_sp | $CHECK partitions primary_key 3"
 json_valid()
 {
 	kcat -C -b "$B" -t "$1" -e -q -f '%s\n' 2>/dev/null | "$PY" -c '
@@ -296,10 +299,14 @@ check "canal_json: every value is JSON" json_valid cdc_p0
 headers_ok()
 {
 	local n
-	n=$(kc cdc_pk | grep -cv $'\tdts_lsn=[0-9A-F]*/[0-9A-F]*,dts_seq=[0-9]*$')
+	n=$(kc cdc_tbl | grep -cv $'\tdts_lsn=[0-9A-F]*/[0-9A-F]*,dts_seq=[0-9]*$')
 	[ "$n" -eq 0 ] && echo "every message has dts_lsn and dts_seq headers" || { echo "$n without"; return 1; }
 }
-check "headers dts_lsn, dts_seq" headers_ok
+check "lsn_headers true (avro): headers dts_lsn, dts_seq on every message" headers_ok
+check "lsn_headers true (avro): the headers are the record's position" bash -c "$(declare -f kr); B='$B'; kr cdc_tbl | $CHECK positions with"
+check "avro by default: no headers, the position in every record" bash -c "$(declare -f kr); B='$B'; kr cdc_pk | $CHECK positions without"
+check "shareplex_json by default: no headers, the position in every record" bash -c "$(declare -f kr); B='$B'; kr cdc_sp | $CHECK positions without"
+check "canal_json by default: headers dts_lsn, dts_seq (its record has no position)" bash -c "$(declare -f kr); B='$B'; kr cdc_p0 | $CHECK positions with"
 slots_done()
 {
 	local w
@@ -384,11 +391,33 @@ upd = [x for x in r if x["operation"] == "UPDATE"][0]
 assert upd["after"]["note"] == "has items" and upd["before"] == {"id": "42"}, upd
 ddl = [x["record"]["ddl"] for x in rows if x["record"]["operation"] == "DDL"]
 assert any(d.startswith("CREATE TABLE ddl_t") for d in ddl), ddl
-assert all(x["dts_lsn"] and x["dts_seq"] for x in rows)
-print("values, before/after, DDL text and dts_lsn readable")
+# no headers on cdc_pk: the position comes from the record
+assert all(x["dts_lsn"] == x["record"]["safeSourcePosition"] and
+           x["dts_seq"] == x["record"]["tags"]["dts_seq"] for x in rows), rows[0]
+print("values, before/after, DDL text and dts_lsn/dts_seq (from the record) readable")
 PY
 }
 check "pg_dts_consume: readable JSON lines" readable
+consume_headers()
+{
+	consume -t cdc_tbl -g g_hdr --from-beginning -e >"$work/hdr.jsonl" || return 1
+	kc cdc_tbl >"$work/hdr.kcat"
+	"$PY" - "$work/hdr.jsonl" "$work/hdr.kcat" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+hdr = {}
+for l in open(sys.argv[2]):
+    p, o, k, h = l.rstrip("\n").split("\t")
+    hdr[(int(p), int(o))] = h
+assert rows and all(x["dts_lsn"] == x["record"]["safeSourcePosition"] and
+                    x["dts_seq"] == x["record"]["tags"]["dts_seq"] for x in rows), rows[0]
+for x in rows:
+    h = hdr[(x["partition"], x["offset"])]
+    assert h == "dts_lsn=%s,dts_seq=%s" % (x["dts_lsn"], x["dts_seq"]), (h, x)
+print("%d records: dts_lsn/dts_seq are the headers kcat shows" % len(rows))
+PY
+}
+check "pg_dts_consume: dts_lsn/dts_seq from the headers (lsn_headers true)" consume_headers
 hb_on()
 {
 	local n
@@ -427,9 +456,12 @@ shareplex_consume()
 import json, sys
 n = 0
 for l in sys.stdin:
-    r = json.loads(l)["record"]; assert r["meta"]["op"] in ("ins", "upd", "del"); n += 1
+    x = json.loads(l); r = x["record"]; assert r["meta"]["op"] in ("ins", "upd", "del"); n += 1
+    lsn = int(r["meta"]["scn"])
+    assert x["dts_lsn"] == "%X/%X" % (lsn >> 32, lsn & 0xFFFFFFFF), x
+    assert x["dts_seq"] == str(r["meta"]["seq"]), x
 print(n)')
-	[ "$n" -eq "$n_dml" ] && echo "$n SharePlex records" || { echo "$n records, expected $n_dml"; return 1; }
+	[ "$n" -eq "$n_dml" ] && echo "$n SharePlex records, dts_lsn/dts_seq from meta.scn/seq" || { echo "$n records, expected $n_dml"; return 1; }
 }
 check "pg_dts_consume --format shareplex_json" shareplex_consume
 
@@ -471,10 +503,10 @@ rc=$?
 driver_pid=
 check "broker back: driver finishes and exits 0" test "$rc" -eq 0
 n_fault=$((20000 + 20000 / 7))
-check "broker down + request errors: every change delivered" bash -c "$(declare -f kc); B='$B'; [ \$(kc cdc_fault | wc -l) -ge $n_fault ] && kc cdc_fault | $CHECK keys postgres.public.fault_t: 1 20000"
-check "broker down + request errors: per-partition order" bash -c "$(declare -f kc); B='$B'; kc cdc_fault | $CHECK order"
-check "broker down + request errors: no duplicates (idempotent producer)" bash -c "$(declare -f kc); B='$B'; kc cdc_fault | $CHECK dups 0/0"
-check "broker down: partitions still by policy" bash -c "$(declare -f kc); B='$B'; kc cdc_fault | $CHECK partitions primary_key 6"
+check "broker down + request errors: every change delivered" bash -c "$(declare -f kc kr); B='$B'; [ \$(kc cdc_fault | wc -l) -ge $n_fault ] && kr cdc_fault | $CHECK keys postgres.public.fault_t: 1 20000"
+check "broker down + request errors: per-partition order" bash -c "$(declare -f kc kr); B='$B'; kr cdc_fault | $CHECK order"
+check "broker down + request errors: no duplicates (idempotent producer)" bash -c "$(declare -f kc kr); B='$B'; kr cdc_fault | $CHECK dups 0/0"
+check "broker down: partitions still by policy" bash -c "$(declare -f kc kr); B='$B'; kr cdc_fault | $CHECK partitions primary_key 6"
 
 # ------------------------------------------------------------------
 # SIGKILL of the producer mid-stream, then a restart
@@ -497,9 +529,9 @@ before=$(count cdc_kill)
 for b in 1 2 3; do mock rtt $b 0; done
 echo "# killed the producer: slot confirmed at $durable, $before messages in Kafka"
 check "restart after SIGKILL: driver finishes" drive kill s_kill
-check "after SIGKILL + restart: every change present" bash -c "$(declare -f kc); B='$B'; kc cdc_kill | $CHECK keys postgres.public.kill_t: 1 30000"
-check "after SIGKILL + restart: duplicates only after the durable LSN $durable" bash -c "$(declare -f kc); B='$B'; kc cdc_kill | $CHECK dups $durable"
-check "after SIGKILL + restart: per-partition order (replays aside)" bash -c "$(declare -f kc); B='$B'; kc cdc_kill | $CHECK order"
+check "after SIGKILL + restart: every change present" bash -c "$(declare -f kc kr); B='$B'; kr cdc_kill | $CHECK keys postgres.public.kill_t: 1 30000"
+check "after SIGKILL + restart: duplicates only after the durable LSN $durable" bash -c "$(declare -f kc kr); B='$B'; kr cdc_kill | $CHECK dups $durable"
+check "after SIGKILL + restart: per-partition order (replays aside)" bash -c "$(declare -f kc kr); B='$B'; kr cdc_kill | $CHECK order"
 
 # ------------------------------------------------------------------
 # Configuration errors
@@ -516,6 +548,7 @@ cfg_err() # DESC SINKJSON PATTERN: the driver fails naming PATTERN, no secret
 check "unknown key is named as sink.<key>" cfg_err '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_pk", "partiton_policy": "table", "kafka.sasl.password": "s3cr3t"}' 'sink.partiton_policy'
 check "unknown librdkafka property named, password not printed" cfg_err '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_pk", "kafka.sasl.password": "s3cr3t", "kafka.no.such.property": "1"}' 'sink.kafka.no.such.property'
 check "bad value is named" cfg_err '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_pk", "compression": "brotli"}' 'sink.compression'
+check "lsn_headers must be a boolean" cfg_err '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_pk", "lsn_headers": "yes"}' 'sink.lsn_headers: expected true or false'
 check "SASL SCRAM-SHA-256 and TLS settings are accepted" bash -c "
 	printf '{\"name\": \"cfg2\", \"sink\": {\"type\": \"kafka\", \"brokers\": \"$B\", \"topic\": \"cdc_pk\", \"kafka.security.protocol\": \"sasl_ssl\", \"kafka.sasl.mechanism\": \"SCRAM-SHA-256\", \"kafka.sasl.username\": \"u\", \"kafka.sasl.password\": \"s3cr3t\", \"kafka.ssl.ca.location\": \"/etc/ssl/certs/ca-certificates.crt\"}}' >'$work/cfg2.json'
 	out=\$(timeout 3 '$DRIVER' -v -d '$conninfo' -S s_pk --task '$work/cfg2.json' --until-idle 2>&1)
@@ -536,7 +569,7 @@ ship_run()
 	timeout 60 "$SHIP" -d "$conninfo" --task "$work/ship.json" --start -E "$e" >>"$work/ship.log" 2>&1 || { tail -3 "$work/ship.log"; return 1; }
 	n=$(kc cdc_ship | cut -f3 | grep -c '^postgres\.public\.ship_t:')
 	[ "$n" -eq 3100 ] || { echo "$n messages of ship_t, expected 3100"; return 1; }
-	kc cdc_ship | $CHECK partitions primary_key 4 >/dev/null || { echo "partitions"; return 1; }
+	kr cdc_ship | $CHECK partitions primary_key 4 >/dev/null || { echo "partitions"; return 1; }
 	echo "pg_dts_ship --task (sink kafka) --start -E: 3100 changes, partitions by policy, slot confirmed at $(slot_lsn dts_sync_ship)"
 }
 if [ -x "$SHIP" ]; then

@@ -306,7 +306,7 @@ manifest_tuple(const DtsRelation *rel, const DtsValue *vals)
 static json_t *
 manifest_ctx(const DtsRecordContext *ctx, const char *kind)
 {
-	return json_pack("{s:s, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}",
+	return json_pack("{s:s, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:i}",
 					 "kind", kind, "database", ctx->database,
 					 "schema", ctx->schema, "table", ctx->table,
 					 "xid", (json_int_t) ctx->xid,
@@ -315,7 +315,8 @@ manifest_ctx(const DtsRecordContext *ctx, const char *kind)
 					 "commit_time_us", (json_int_t) ctx->commit_time_us,
 					 "born_time_ms", (json_int_t) ctx->born_time_ms,
 					 "record_id", (json_int_t) ctx->record_id,
-					 "source_version", ctx->source_version);
+					 "source_version", ctx->source_version,
+					 "seq_in_txn", ctx->seq_in_txn);
 }
 
 static void
@@ -1388,7 +1389,12 @@ ref_set_header(RefAvroEncoder *enc, const DtsRecordContext *ctx,
 		return -1;
 	REF_CHECK(avro_value_set_long(&f, ctx->born_time_ms));
 	enc->charset = ctx->charset ? ctx->charset : "utf8";
-	return ref_add_tag_i64(enc, "readerThroughoutTime", ctx->born_time_ms);
+	if (ref_add_tag_i64(enc, "readerThroughoutTime", ctx->born_time_ms) != 0)
+		return -1;
+	/* the change's position in its transaction */
+	if (ctx->seq_in_txn > 0)
+		return ref_add_tag_i64(enc, "dts_seq", ctx->seq_in_txn);
+	return 0;
 }
 
 /* objectName = db.schema.table, each part's dots escaped as \u002E */
@@ -1725,6 +1731,8 @@ START_TEST(test_avro_header)
 	ck_assert_str_eq(tag(rec, "pk_uk_info"), "{\"PRIMARY\":[\"id\"]}");
 	ck_assert_str_eq(tag(rec, "readerThroughoutTime"), "1719743697123");
 	ck_assert_ptr_nonnull(tag(rec, "metaVersion"));
+	/* the change's position: with safeSourcePosition it names the change */
+	ck_assert_str_eq(tag(rec, "dts_seq"), "2");
 	ck_long(rec, "bornTimestamp", INT64_C(1719743697123));
 
 	/* fields: name and type OID of every column */
@@ -2123,6 +2131,7 @@ START_TEST(test_avro_ddl_heartbeat_txn)
 	ck_assert(avro_value_get_string(&b, &s, &n) == 0);
 	ck_assert_str_eq(s, sql);
 	ck_assert_str_eq(tag(rec, "commitTimestamp"), "1719743696");
+	ck_assert_str_eq(tag(rec, "dts_seq"), "2");
 	m = manifest_ctx(&ctx, "ddl");
 	json_object_set_new(m, "sql", json_string(sql));
 	dump_record(&out, m);
@@ -2136,6 +2145,7 @@ START_TEST(test_avro_ddl_heartbeat_txn)
 	ck_assert_int_eq(branch(&u, &b), 0);
 	u = get(rec, "afterImages");
 	ck_assert_int_eq(branch(&u, &b), 0);
+	ck_assert_str_eq(tag(rec, "dts_seq"), "2");
 	dump_record(&out, manifest_ctx(&ctx, "heartbeat"));
 
 	/* the smallest possible heartbeat still exceeds 48 bytes */
@@ -2145,6 +2155,7 @@ START_TEST(test_avro_ddl_heartbeat_txn)
 	ck_assert_uint_gt(out.len, DTS_AVRO_MIN_RECORD_SIZE);
 	rec = avro_decode(&out);
 	ck_assert_ptr_null(tag(rec, "padding"));
+	ck_assert_ptr_null(tag(rec, "dts_seq"));	/* not a change of a transaction */
 	dump_record(&out, manifest_ctx(&ctx, "heartbeat"));
 	/* a record at or under the threshold is padded past it through a tag */
 	n = out.len;

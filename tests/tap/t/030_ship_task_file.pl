@@ -59,6 +59,11 @@ my @cases = (
 		qr/sink\.fsync_interval: expected a number/
 	],
 	[
+		'kafka lsn_headers not a boolean',
+		qq({"name": "t1", "sink": {"type": "kafka", "brokers": "localhost:1", "topic": "t", "lsn_headers": "yes"}}),
+		qr/sink\.lsn_headers: expected true or false/
+	],
+	[
 		'heartbeat_interval not an integer',
 		qq({"name": "t1", "heartbeat_interval": 1.5}),
 		qr/heartbeat_interval: expected an integer/
