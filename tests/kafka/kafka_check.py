@@ -98,6 +98,31 @@ def avro_string(data, pos):
     return data[pos:pos + n], pos + n
 
 
+def avro_blocks(value, pos, read_item):
+    """An Avro array or map: blocks of items until a zero count (a negative
+    count is followed by the block's size in bytes).  Returns the items read
+    by read_item(value, pos) and the position after the array."""
+    items = []
+    while True:
+        n, pos = avro_long(value, pos)
+        if n == 0:
+            return items, pos
+        if n < 0:
+            _, pos = avro_long(value, pos)
+            n = -n
+        for _ in range(n):
+            item, pos = read_item(value, pos)
+            items.append(item)
+
+
+def avro_tag(value, pos):
+    """One entry of a map of strings: (key, value) as text."""
+    k, pos = avro_string(value, pos)
+    v, pos = avro_string(value, pos)
+    return (k.decode(), v.decode()), pos
+
+
+
 def avro_position(value):
     """(safeSourcePosition, tags["dts_seq"]) of a DTS Avro Record: its
     fields up to tags, in the schema's order (version, id,
@@ -118,27 +143,9 @@ def avro_position(value):
         _, pos = avro_string(value, pos)
     branch, pos = avro_long(value, pos)      # processTimestamps
     if branch == 1:
-        while True:
-            n, pos = avro_long(value, pos)
-            if n == 0:
-                break
-            if n < 0:
-                _, pos = avro_long(value, pos)
-                n = -n
-            for _ in range(n):
-                _, pos = avro_long(value, pos)
-    tags = {}
-    while True:
-        n, pos = avro_long(value, pos)
-        if n == 0:
-            break
-        if n < 0:
-            _, pos = avro_long(value, pos)
-            n = -n
-        for _ in range(n):
-            k, pos = avro_string(value, pos)
-            v, pos = avro_string(value, pos)
-            tags[k.decode()] = v.decode()
+        _, pos = avro_blocks(value, pos, avro_long)
+    pairs, pos = avro_blocks(value, pos, avro_tag)  # tags
+    tags = dict(pairs)
     seq = tags.get("dts_seq")
     return (lsn_value(safe.decode()) if safe else None,
             int(seq) if seq is not None else None)
