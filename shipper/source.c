@@ -955,6 +955,9 @@ ahead_push(DtsSource *src, char *buf, int len)
 	a->received_us = dts_now_us();
 	src->ahead_count++;
 	src->ahead_bytes += (size_t) len;
+	src->ahead_total++;
+	if (src->ahead_bytes > src->ahead_peak)
+		src->ahead_peak = src->ahead_bytes;
 }
 
 /* Forgets the messages read ahead (the stream ends). */
@@ -1418,6 +1421,11 @@ dts_source_stream(DtsSource *src, DtsError *err)
 cleanup:
 	src->sink->prefetch = NULL;
 	src->sink->prefetch_arg = NULL;
+	if (src->ahead_total > 0)
+		dts_log_info("read ahead %llu messages while the sink waited for its destination (at most %zu bytes held)",
+					 (unsigned long long) src->ahead_total, src->ahead_peak);
+	src->ahead_total = 0;
+	src->ahead_peak = 0;
 	ahead_reset(src);
 	PQfinish(src->conn);
 	src->conn = NULL;

@@ -134,6 +134,8 @@ typedef struct DtsSource
 	int			ahead_cap;
 	size_t		ahead_bytes;
 	int			ahead_end;
+	uint64_t	ahead_total;	/* messages read ahead in this stream */
+	size_t		ahead_peak;		/* most bytes held at once */
 } DtsSource;
 
 /* Result of dts_source_stream() */

@@ -14,7 +14,9 @@
 # killed in the middle of a batch and run again over the same changes);
 # a source transaction bigger than sink.batch_memory (temp file, careful
 # replay, bounded RSS), and pg_dts_ship killed -9 in the middle of one and
-# restarted (applied exactly once); and a timing of 200,000 inserts in 20 transactions against the source's
+# restarted (applied exactly once); a slow destination, during which
+# pg_dts_ship reads the source ahead (order, rows and increments exact);
+# and a timing of 200,000 inserts in 20 transactions against the source's
 # own insert time and native logical replication.
 #
 # Environment:
@@ -670,6 +672,55 @@ is "bigkill: the restart exits 0" "$?" 0
 Q_BIGKILL="SELECT count(*), sum(n), md5(string_agg(id || ':' || n || pad, ',' ORDER BY id)) FROM bigkill.t"
 is "bigkill: rows equal the source's, increments applied once" "$(dst_val "$Q_BIGKILL")" "$(src_val "$Q_BIGKILL")"
 is "bigkill: no conflict logged" "$(clog bigkill)" ""
+
+# ---------------------------------------------------------------------
+# 4e. A slow destination: pg_dts_ship reads the source ahead while the
+#     sink waits (a bounded ring handed on in order).  An ALWAYS trigger at
+#     the destination sleeps 1 ms per row and records the order rows
+#     arrive in; 60 source transactions of 100 inserts and one increment,
+#     in batches of at most 300 rows.  The read-ahead must have happened
+#     (-v says so), and order, rows and increments must be exact.
+# ---------------------------------------------------------------------
+SLOW_DDL="CREATE SCHEMA slowdst; CREATE TABLE slowdst.ev (id int PRIMARY KEY, pad text);
+CREATE TABLE slowdst.counter (id int PRIMARY KEY, n int NOT NULL);"
+src_psql -c "$SLOW_DDL" -c "INSERT INTO slowdst.counter VALUES (1, 0)" \
+	-c "SELECT pg_create_logical_replication_slot('dts_sync_slowdst', 'pg_dts')" >/dev/null &&
+	dst_psql -c "$SLOW_DDL" -c "INSERT INTO slowdst.counter VALUES (1, 0)" >/dev/null &&
+	dst_psql >/dev/null <<'SQL'
+CREATE TABLE public.slowdst_arrivals (seq bigserial PRIMARY KEY, id int NOT NULL);
+CREATE FUNCTION public.slowdst_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_sleep(0.001);
+	INSERT INTO public.slowdst_arrivals (id) VALUES (NEW.id);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER slow BEFORE INSERT ON slowdst.ev FOR EACH ROW EXECUTE FUNCTION public.slowdst_slow();
+ALTER TABLE slowdst.ev ENABLE ALWAYS TRIGGER slow;
+SQL
+check "slowdst: schema, slot, slow trigger at the destination" test $? -eq 0
+src_psql -c "DO \$\$ BEGIN FOR t IN 0..59 LOOP
+	INSERT INTO slowdst.ev SELECT i, repeat(md5(i::text), 6) FROM generate_series(t * 100 + 1, t * 100 + 100) i;
+	UPDATE slowdst.counter SET n = n + 1;
+	COMMIT; END LOOP; END \$\$" >/dev/null
+SLOW_END=$(src_val "SELECT pg_current_wal_insert_lsn()")
+cat >"$work/slowdst.json" <<EOF
+{"name": "slowdst", "source": {"conninfo": "$SRC"},
+ "sink": {"type": "pg", "conninfo": "$DST", "batch_memory": 1, "batch_rows": 300},
+ "objects": {"slowdst": {"all": true}}, "heartbeat_interval": 0}
+EOF
+"$SHIP" --task "$work/slowdst.json" -v --start -n -E "$SLOW_END" \
+	>"$work/slowdst.out" 2>"$work/slowdst.err"
+is "slowdst: pg_dts_ship exits 0" "$?" 0
+check "slowdst: the source was read ahead while the sink waited" has "$work/slowdst.err" \
+	"messages while the sink waited for its destination"
+grep -F "read ahead" "$work/slowdst.err" | sed 's/^/# slowdst: /' >&2
+Q_SLOW="SELECT count(*), md5(string_agg(id || pad, ',' ORDER BY id)) FROM slowdst.ev"
+is "slowdst: rows equal the source's" "$(dst_val "$Q_SLOW")" "$(src_val "$Q_SLOW")"
+is "slowdst: every increment applied once" "$(dst_val "SELECT n FROM slowdst.counter")" 60
+is "slowdst: rows arrived once each, in source commit order" \
+	"$(dst_val "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE prev >= id)
+	            FROM (SELECT id, lag(id) OVER (ORDER BY seq) AS prev FROM public.slowdst_arrivals) a")" \
+	"6000|6000|0"
 
 # ---------------------------------------------------------------------
 # 5. Timing: BENCH_ROWS inserts in 20 transactions
