@@ -93,6 +93,9 @@ typedef struct FullSync
 	DtsSyncTable *tables;
 	int			ntables;
 	bool	   *stage;			/* per table: through a staging table */
+	bool	   *freeze;			/* per table: created by this task's
+								 * pre-data, so a whole-table copy may
+								 * TRUNCATE it and COPY ... FREEZE */
 	int		   *left;			/* per table: ranges not done */
 	CopyRange  *ranges;
 	int			nranges;
@@ -720,6 +723,91 @@ mark_staged(FullSync *fs, PGconn *dst, DtsError *err)
 }
 
 /*
+ * The tables a whole-table copy may fill with COPY ... FREEZE: those this
+ * task's pre-data created.  The pre-data restore and its row in
+ * dts.schema_sync_state commit in one transaction, so such a table's
+ * pg_class row still has that row's xmin (a table that existed before,
+ * one the user created later, or one altered since has another).  Also an
+ * ordinary table (not partitioned, not foreign), not staged, and with no
+ * foreign key of another table pointing at it (TRUNCATE would refuse).
+ *
+ * The copy of such a table runs "TRUNCATE ONLY t; COPY t FROM STDIN
+ * (FREEZE)" in one transaction: the table gets a new relfilenode in that
+ * transaction, which is what lets COPY write its rows frozen and its pages
+ * all-visible, so that the post-data index builds and every later read
+ * do not set hint bits and write the whole heap again (bench/fullsync).
+ * The TRUNCATE empties nothing of ours: a whole-table range not done has
+ * no committed rows.  PG_DTS_FULL_SYNC_NO_FREEZE (non-empty) turns this
+ * off, for measurements.
+ */
+#define FREEZE_SQL_HEAD \
+	"SELECT u.n FROM (VALUES "
+#define FREEZE_SQL_TAIL \
+	") AS u(n, name) " \
+	"JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.name) " \
+	"JOIN dts.schema_sync_state s ON s.task = $1 AND s.section = 'pre-data' " \
+	"WHERE c.relkind = 'r' AND c.xmin = s.xmin AND NOT EXISTS (" \
+	"SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.confrelid = c.oid " \
+	"AND f.conrelid <> c.oid AND f.contype = 'f')"
+
+static int
+mark_freeze(FullSync *fs, PGconn *dst, DtsError *err)
+{
+	const char *params[1] = {fs->task->name};
+	const char *off = getenv("PG_DTS_FULL_SYNC_NO_FREEZE");
+	DtsBuf		sql = {0};
+	DtsBuf		name = {0};
+	PGresult   *res;
+	int			i,
+				n = 0;
+
+	if (off && off[0])
+		return 0;
+	dts_buf_printf(&sql, FREEZE_SQL_HEAD);
+	for (i = 0; i < fs->ntables; i++)
+	{
+		if (fs->stage[i])
+			continue;
+		dts_buf_reset(&name);
+		dts_buf_qualified(&name, fs->tables[i].dst_schema,
+						  fs->tables[i].dst_table);
+		dts_buf_printf(&sql, "%s(%d, ", n++ > 0 ? ", " : "", i);
+		dts_buf_literal(&sql, dts_buf_str(&name));
+		dts_buf_printf(&sql, ")");
+	}
+	dts_buf_printf(&sql, FREEZE_SQL_TAIL);
+	dts_buf_free(&name);
+	if (n == 0)
+	{
+		dts_buf_free(&sql);
+		return 0;
+	}
+	res = dts_sync_exec_params(dst, dts_buf_str(&sql), 1, params,
+							   "could not look up which destination tables "
+							   "this task's schema sync created", err);
+	dts_buf_free(&sql);
+	if (res == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		int			t = atoi(PQgetvalue(res, i, 0));
+
+		if (t >= 0 && t < fs->ntables)
+			fs->freeze[t] = true;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Is range r a whole-table copy into a table we may TRUNCATE and FREEZE? */
+static bool
+range_freezes(const FullSync *fs, const CopyRange *r)
+{
+	return fs->freeze[r->table] && !fs->stage[r->table] &&
+		r->kind == RANGE_ALL && r->ranges_total == 1;
+}
+
+/*
  * A queue entry with its sort key: the first range of every table (bigger
  * tables first), then every table's second range, and so on.  Workers so
  * fill different tables at the same time: COPYs into one table contend for
@@ -818,6 +906,7 @@ make_plan(FullSync *fs, PGconn *src, PGconn *dst, DtsError *err)
 		abort();
 	if (dts_sync_ensure_dts_tables(dst, err) < 0 ||
 		mark_staged(fs, dst, err) < 0 ||
+		mark_freeze(fs, dst, err) < 0 ||
 		load_plan(fs, dst, planned, &other_snapshot, oldest_lsn, err) < 0)
 		goto cleanup;
 	/*
@@ -920,7 +1009,7 @@ source_copy_sql(DtsBuf *sql, const DtsSyncTable *t, const CopyRange *r)
  * table when the table is staged.  Then the COPY FROM itself.
  */
 static void
-dest_copy_sql(DtsBuf *sql, const DtsSyncTable *t, bool stage)
+dest_copy_sql(DtsBuf *sql, const DtsSyncTable *t, bool stage, bool freeze)
 {
 	dts_buf_printf(sql, "COPY ");
 	if (stage)
@@ -929,8 +1018,8 @@ dest_copy_sql(DtsBuf *sql, const DtsSyncTable *t, bool stage)
 		dts_buf_qualified(sql, t->dst_schema, t->dst_table);
 	dts_buf_printf(sql, " (");
 	append_columns(sql, t, true);
-	dts_buf_printf(sql, ") FROM STDIN (FORMAT %s)",
-				   t->binary_ok ? "binary" : "text");
+	dts_buf_printf(sql, ") FROM STDIN (FORMAT %s%s)",
+				   t->binary_ok ? "binary" : "text", freeze ? ", FREEZE" : "");
 }
 
 /* Expects the copy state st from sql on conn */
@@ -1060,6 +1149,7 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 	FullSync   *fs = w->fs;
 	const DtsSyncTable *t = &fs->tables[r->table];
 	bool		stage = fs->stage[r->table];
+	bool		freeze = range_freezes(fs, r);
 	char		what[400];
 	char		shown[300];
 	int64_t		rows;
@@ -1079,12 +1169,18 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 		dts_buf_qualified(&w->sql, t->dst_schema, t->dst_table);
 		dts_buf_printf(&w->sql, " WITH NO DATA");
 	}
+	else if (freeze)
+	{
+		/* a new relfilenode in this transaction: COPY may FREEZE */
+		dts_buf_printf(&w->sql, "; TRUNCATE ONLY ");
+		dts_buf_qualified(&w->sql, t->dst_schema, t->dst_table);
+	}
 	if (dts_sync_run(w->dst, dts_buf_str(&w->sql), what, err) < 0)
 		return -1;
 	w->range_bytes = 0;
 
 	dts_buf_reset(&w->sql);
-	dest_copy_sql(&w->sql, t, stage);
+	dest_copy_sql(&w->sql, t, stage, freeze);
 	if (start_copy(w->dst, dts_buf_str(&w->sql), PGRES_COPY_IN, what, err) < 0)
 		return -1;
 	dts_buf_reset(&w->sql);
@@ -1343,7 +1439,8 @@ open_coordinator(FullSync *fs, PGconn **src, PGconn **dst, DtsError *err)
 	}
 	dts_buf_free(&sql);
 	fs->stage = calloc(fs->ntables + 1, sizeof(bool));
-	if (fs->stage == NULL)
+	fs->freeze = calloc(fs->ntables + 1, sizeof(bool));
+	if (fs->stage == NULL || fs->freeze == NULL)
 		abort();
 	*dst = open_destination(fs, err);
 	return *dst ? 0 : -1;
@@ -1359,7 +1456,8 @@ dts_full_sync(const DtsTask *task, const char *src_conninfo,
 	FullSync	fs;
 	PGconn	   *src = NULL;
 	PGconn	   *dst = NULL;
-	int			rc = -1;
+	int			rc = -1,
+				nfreeze = 0;
 
 	if (snapshot_name == NULL || snapshot_name[0] == '\0')
 		return dts_error_set(err, DTS_ERROR_FATAL,
@@ -1382,9 +1480,12 @@ dts_full_sync(const DtsTask *task, const char *src_conninfo,
 	if (open_coordinator(&fs, &src, &dst, err) < 0 ||
 		make_plan(&fs, src, dst, err) < 0)
 		goto cleanup;
-	dts_log_info("full sync of task \"%s\": %d tables, %d ranges, %d to copy, "
-				 "snapshot %s (LSN %s)", task->name, fs.ntables, fs.nranges,
-				 fs.nqueue, snapshot_name, fs.snapshot_lsn);
+	for (int i = 0; i < fs.nqueue; i++)
+		nfreeze += range_freezes(&fs, &fs.ranges[fs.queue[i]]);
+	dts_log_info("full sync of task \"%s\": %d tables, %d ranges, %d to copy "
+				 "(%d whole tables by TRUNCATE and COPY FREEZE), snapshot %s "
+				 "(LSN %s)", task->name, fs.ntables, fs.nranges, fs.nqueue,
+				 nfreeze, snapshot_name, fs.snapshot_lsn);
 	run_workers(&fs);
 	if (fs.failed)
 	{
@@ -1413,6 +1514,7 @@ cleanup:
 	PQfinish(dst);
 	dts_sync_tables_free(fs.tables, fs.ntables);
 	free(fs.stage);
+	free(fs.freeze);
 	free(fs.left);
 	free(fs.ranges);
 	free(fs.queue);
