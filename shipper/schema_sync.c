@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -69,6 +70,7 @@ typedef struct SchemaSync
 	const DtsTask *task;
 	const DtsSchemaSyncOptions *opts;
 	const char *src_conninfo;
+	const char *dst_conninfo;
 	PGconn	   *src;
 	PGconn	   *dst;
 	DtsSyncTable *tables;
@@ -641,6 +643,7 @@ open_sessions(SchemaSync *ss, const char *dst_conninfo, const char *snapshot,
 	ss->src = dts_sync_connect(ss->src_conninfo, APPNAME, "source", err);
 	if (ss->src == NULL)
 		return -1;
+	ss->dst_conninfo = dst_conninfo;
 	ss->dst = dts_sync_connect(dst_conninfo, APPNAME, "destination", err);
 	if (ss->dst == NULL)
 		return -1;
@@ -1859,6 +1862,353 @@ mark_kept(SchemaSync *ss, const StrList *kept)
 	"FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem' " \
 	"AND setting::pg_catalog.int8 < " POST_DATA_MAINTENANCE_WORK_MEM_KB
 
+/*
+ * Parallel post-data (like pg_restore -j): the restored post-data script
+ * is split at its entries ("-- Name: ...; Type: ...; Schema: ..."
+ * headers).  Entries of type INDEX and CONSTRAINT (primary key, unique,
+ * exclusion: pg_restore's foreign keys are dropped, ours come later) are
+ * built first, on post_data_jobs destination connections at once, each
+ * entry in a transaction of its own with the session settings the script
+ * had set before it; every other entry then runs on the main connection,
+ * in the script's order, after all indexes exist, followed by the foreign
+ * keys.  Each parallel entry's transaction also records the entry as
+ * (task, 'post-data entry: <header>') in dts.schema_sync_state, so that a
+ * post-data step interrupted after some entries committed skips them when
+ * run again; the main transaction deletes these rows when it records
+ * (task, 'post-data').
+ */
+#define POST_ENTRY_PREFIX	"post-data entry: "
+
+typedef struct PostEntry
+{
+	char	   *header;			/* "Name: t i; Type: INDEX; Schema: s; ..." */
+	char	   *type;			/* "INDEX" */
+	bool		parallel;
+	bool		done;			/* recorded by an earlier, interrupted call */
+	DtsBuf		body;			/* the entry's statements, without SETs */
+	DtsBuf		state;			/* the SETs the script ran before it */
+} PostEntry;
+
+typedef struct PostData
+{
+	SchemaSync *ss;
+	PostEntry  *entries;
+	int			n;
+	DtsBuf		sequential;		/* the script without the parallel entries */
+	int			nparallel;
+	int			nskipped;
+	/* under lock */
+	pthread_mutex_t lock;
+	int			next;
+	bool		failed;
+	DtsError	err;
+} PostData;
+
+static char *
+strndup_checked(const char *s, size_t n)
+{
+	char	   *r = malloc(n + 1);
+
+	if (r == NULL)
+		abort();
+	memcpy(r, s, n);
+	r[n] = '\0';
+	return r;
+}
+
+static bool
+is_session_setting(const char *line)
+{
+	return strncmp(line, "SET ", 4) == 0 ||
+		strncmp(line, "SELECT pg_catalog.set_config(", 29) == 0;
+}
+
+/* Splits the restored script into pd's entries and its sequential part */
+static void
+split_post_data(PostData *pd, const DtsBuf *sql)
+{
+	DtsBuf		state = {0};
+	const char *p = sql->data ? sql->data : "";
+	PostEntry  *cur = NULL;
+
+	while (*p)
+	{
+		size_t		n = strcspn(p, "\n");
+		char	   *line = strndup_checked(p, n);
+
+		p += n + (p[n] == '\n');
+		if (strncmp(line, "-- Name: ", 9) == 0)
+		{
+			const char *t = strstr(line, "; Type: ");
+			size_t		tl;
+
+			pd->entries = dts_realloc(pd->entries,
+									  (pd->n + 1) * sizeof(PostEntry));
+			cur = &pd->entries[pd->n++];
+			memset(cur, 0, sizeof(*cur));
+			cur->header = dts_strdup(line + 3);
+			t = t ? t + 8 : "";
+			tl = strcspn(t, ";");
+			cur->type = strndup_checked(t, tl);
+			cur->parallel = strcmp(cur->type, "INDEX") == 0 ||
+				strcmp(cur->type, "CONSTRAINT") == 0;
+			if (cur->parallel)
+				dts_buf_printf(&cur->state, "%s", dts_buf_str(&state));
+		}
+		if (is_session_setting(line))
+		{
+			dts_buf_printf(&state, "%s\n", line);
+			dts_buf_printf(&pd->sequential, "%s\n", line);
+		}
+		else if (cur && cur->parallel)
+			dts_buf_printf(&cur->body, "%s\n", line);
+		else
+			dts_buf_printf(&pd->sequential, "%s\n", line);
+		free(line);
+	}
+	for (int i = 0; i < pd->n; i++)
+		pd->nparallel += pd->entries[i].parallel;
+	dts_buf_free(&state);
+}
+
+static void
+post_data_free(PostData *pd)
+{
+	for (int i = 0; i < pd->n; i++)
+	{
+		free(pd->entries[i].header);
+		free(pd->entries[i].type);
+		dts_buf_free(&pd->entries[i].body);
+		dts_buf_free(&pd->entries[i].state);
+	}
+	free(pd->entries);
+	dts_buf_free(&pd->sequential);
+}
+
+/* Marks the entries an earlier, interrupted call committed */
+static int
+post_data_entries_done(PostData *pd, DtsError *err)
+{
+	const char *params[1] = {pd->ss->task->name};
+	PGresult   *res = dts_sync_exec_params(pd->ss->dst,
+										   "SELECT pg_catalog.substr(section, "
+										   "pg_catalog.length('" POST_ENTRY_PREFIX
+										   "') + 1) FROM dts.schema_sync_state "
+										   "WHERE task = $1 AND section LIKE '"
+										   POST_ENTRY_PREFIX "%'", 1, params,
+										   "could not read dts.schema_sync_state",
+										   err);
+
+	if (res == NULL)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		for (int j = 0; j < pd->n; j++)
+			if (pd->entries[j].parallel &&
+				strcmp(pd->entries[j].header, PQgetvalue(res, i, 0)) == 0)
+			{
+				pd->entries[j].done = true;
+				pd->nskipped++;
+			}
+	PQclear(res);
+	return 0;
+}
+
+static void
+post_data_fail(PostData *pd, const DtsError *err)
+{
+	pthread_mutex_lock(&pd->lock);
+	if (!pd->failed)
+	{
+		pd->failed = true;
+		pd->err = *err;
+	}
+	pthread_mutex_unlock(&pd->lock);
+}
+
+/* Runs one parallel entry in a transaction of its own on conn */
+static int
+run_post_entry(PostData *pd, PGconn *conn, const PostEntry *e, DtsError *err)
+{
+	DtsBuf		sql = {0};
+	DtsBuf		section = {0};
+	PGresult   *res;
+	const char *msg;
+	int			rc = 0;
+
+	dts_buf_printf(&section, POST_ENTRY_PREFIX "%s", e->header);
+	dts_buf_printf(&sql, "BEGIN;\n%s%s;\nINSERT INTO dts.schema_sync_state "
+				   "(task, section) VALUES (", dts_buf_str(&e->state),
+				   dts_buf_str(&e->body));
+	dts_buf_literal(&sql, pd->ss->task->name);
+	dts_buf_printf(&sql, ", ");
+	dts_buf_literal(&sql, dts_buf_str(&section));
+	dts_buf_printf(&sql, ");\nCOMMIT");
+	res = PQexec(conn, dts_buf_str(&sql));
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		dts_error_set(err, PQstatus(conn) == CONNECTION_OK ? DTS_ERROR_FATAL :
+					  DTS_ERROR_CONNECT,
+					  "could not create the post-data objects of task \"%s\" "
+					  "on the destination: %s (at: %s)", pd->ss->task->name,
+					  msg ? msg : PQerrorMessage(conn), e->header);
+		if (msg && strstr(msg, "could not create unique index"))
+			dts_error_hint(err, "The destination's rows break the "
+						   "constraint: compare the table with the source "
+						   "(pg_dts_ship --verify).");
+		rc = -1;
+	}
+	PQclear(res);
+	dts_buf_free(&sql);
+	dts_buf_free(&section);
+	return rc;
+}
+
+static void *
+post_data_worker(void *arg)
+{
+	PostData   *pd = arg;
+	DtsError	err = {0};
+	PGconn	   *conn = dts_sync_connect(pd->ss->dst_conninfo, APPNAME,
+										"destination", &err);
+
+	if (conn && dts_sync_run(conn, POST_DATA_SESSION_SQL,
+							 "could not set maintenance_work_mem for "
+							 "post-data", &err) < 0)
+	{
+		PQfinish(conn);
+		conn = NULL;
+	}
+	while (conn)
+	{
+		int			i = -1;
+
+		pthread_mutex_lock(&pd->lock);
+		while (!pd->failed && pd->next < pd->n)
+		{
+			const PostEntry *e = &pd->entries[pd->next++];
+
+			if (e->parallel && !e->done)
+			{
+				i = (int) (e - pd->entries);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&pd->lock);
+		if (i < 0 || run_post_entry(pd, conn, &pd->entries[i], &err) < 0)
+			break;
+	}
+	if (err.cls != DTS_ERROR_NONE)
+		post_data_fail(pd, &err);
+	PQfinish(conn);
+	return NULL;
+}
+
+/* Builds the parallel entries on jobs connections; 0 or -1 with err set */
+static int
+run_post_parallel(PostData *pd, int jobs, DtsError *err)
+{
+	pthread_t  *threads;
+	int			started = 0;
+
+	if (jobs > pd->nparallel - pd->nskipped)
+		jobs = pd->nparallel - pd->nskipped;
+	if (jobs <= 0)
+		return 0;
+	threads = calloc(jobs, sizeof(pthread_t));
+	if (threads == NULL)
+		abort();
+	pthread_mutex_init(&pd->lock, NULL);
+	for (; started < jobs; started++)
+		if (pthread_create(&threads[started], NULL, post_data_worker, pd) != 0)
+		{
+			DtsError	e = {0};
+
+			dts_error_set(&e, DTS_ERROR_OTHER,
+						  "could not start a post-data thread");
+			post_data_fail(pd, &e);
+			break;
+		}
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
+	pthread_mutex_destroy(&pd->lock);
+	if (pd->failed)
+	{
+		*err = pd->err;
+		return -1;
+	}
+	return 0;
+}
+
+/* How many connections build post-data's indexes at once */
+static int
+post_data_jobs(const SchemaSync *ss)
+{
+	const char *env = getenv("PG_DTS_POST_DATA_JOBS");
+
+	if (env && env[0])
+		return atoi(env) > 0 ? atoi(env) : 1;
+	return ss->opts->post_data_jobs > 0 ? ss->opts->post_data_jobs :
+		DTS_POST_DATA_JOBS_DEFAULT;
+}
+
+/*
+ * Runs the restored post-data script: in one go on the main connection
+ * with one job, else the index and constraint entries in parallel first,
+ * then the rest there.
+ */
+static int
+run_post_data_script(SchemaSync *ss, const DtsBuf *sql, DtsError *err)
+{
+	PostData	pd;
+	int			jobs = post_data_jobs(ss);
+	int			rc = -1;
+
+	memset(&pd, 0, sizeof(pd));
+	pd.ss = ss;
+	split_post_data(&pd, sql);
+	if (jobs <= 1 || pd.nparallel == 0)
+	{
+		post_data_free(&pd);
+		return run_script(ss, sql, "post-data", err);
+	}
+	if (post_data_entries_done(&pd, err) < 0)
+		goto cleanup;
+	if (pd.nskipped > 0)
+		dts_log_info("schema sync of task \"%s\": %d post-data indexes and "
+					 "constraints were built by an earlier, interrupted call",
+					 ss->task->name, pd.nskipped);
+	dts_log_info("schema sync of task \"%s\": %d post-data indexes and "
+				 "constraints on %d connections, then %d other entries",
+				 ss->task->name, pd.nparallel - pd.nskipped, jobs,
+				 pd.n - pd.nparallel);
+	if (run_post_parallel(&pd, jobs, err) < 0 ||
+		run_script(ss, &pd.sequential, "post-data", err) < 0)
+		goto cleanup;
+	rc = 0;
+
+cleanup:
+	post_data_free(&pd);
+	return rc;
+}
+
+/* Deletes the parallel entries' rows: post-data is recorded as a whole */
+static int
+forget_post_entries(SchemaSync *ss, DtsError *err)
+{
+	DtsBuf		sql = {0};
+	int			rc;
+
+	dts_buf_printf(&sql, "DELETE FROM dts.schema_sync_state WHERE task = ");
+	dts_buf_literal(&sql, ss->task->name);
+	dts_buf_printf(&sql, " AND section LIKE '" POST_ENTRY_PREFIX "%%'");
+	rc = run_dst(ss, &sql, "could not update dts.schema_sync_state", err);
+	dts_buf_free(&sql);
+	return rc;
+}
+
 static int
 post_data(SchemaSync *ss, DtsError *err)
 {
@@ -1878,13 +2228,14 @@ post_data(SchemaSync *ss, DtsError *err)
 		dump(ss, "post-data", NULL, &exclude, archive, sizeof(archive),
 			 err) < 0 ||
 		restore_sql(ss, archive, "post-data", &drop, &sql, err) < 0 ||
-		run_script(ss, &sql, "post-data", err) < 0)
+		run_post_data_script(ss, &sql, err) < 0)
 		goto cleanup;
 	for (i = 0; i < ss->ntables; i++)
 		if (!ss->kept[i] && ss->tables[i].mapped &&
 			mapped_post_data(ss, &ss->tables[i], err) < 0)
 			goto cleanup;
 	if (foreign_keys(ss, err) < 0 ||
+		forget_post_entries(ss, err) < 0 ||
 		record_section(ss, "post-data", err) < 0 ||
 		dts_sync_run(ss->dst, "COMMIT", "could not commit the schema sync",
 					 err) < 0)

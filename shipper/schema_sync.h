@@ -33,7 +33,13 @@ typedef struct DtsSchemaSyncOptions
 								 * stay open and idle meanwhile. */
 	const char *tmpdir;			/* for the dump archive; NULL = $TMPDIR or
 								 * /tmp */
+	int			post_data_jobs; /* destination connections building
+								 * post-data's indexes and constraints at
+								 * once; 0 = DTS_POST_DATA_JOBS_DEFAULT, 1 =
+								 * the whole script in one transaction */
 } DtsSchemaSyncOptions;
+
+#define DTS_POST_DATA_JOBS_DEFAULT	4
 
 extern void dts_schema_sync_options_init(DtsSchemaSyncOptions *opts);
 
