@@ -1150,6 +1150,7 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 	const DtsSyncTable *t = &fs->tables[r->table];
 	bool		stage = fs->stage[r->table];
 	bool		freeze = range_freezes(fs, r);
+	bool		table_done;
 	char		what[400];
 	char		shown[300];
 	int64_t		rows;
@@ -1219,9 +1220,13 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 	pthread_mutex_lock(&fs->lock);
 	fs->ranges_done++;
 	fs->est_done += r->est_bytes;
-	if (--fs->left[r->table] == 0)
+	table_done = --fs->left[r->table] == 0;
+	if (table_done)
 		fs->tables_done++;
 	pthread_mutex_unlock(&fs->lock);
+	if (table_done && fs->opts->table_copied)
+		fs->opts->table_copied(fs->opts->table_copied_arg, t->dst_schema,
+							   t->dst_table);
 	return 0;
 }
 

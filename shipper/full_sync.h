@@ -43,6 +43,11 @@ typedef struct DtsFullSyncOptions
 	volatile sig_atomic_t *stop;	/* if set and non-zero, the copies stop
 									 * (their ranges roll back) and the call
 									 * returns -1; NULL = never */
+	/* called (from a worker thread) when this call has copied the last
+	 * range of a table; must return quickly; NULL = none */
+	void		(*table_copied) (void *arg, const char *dst_schema,
+								 const char *dst_table);
+	void	   *table_copied_arg;
 } DtsFullSyncOptions;
 
 /* What a full sync did */

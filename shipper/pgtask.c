@@ -201,8 +201,10 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 	DtsSchemaSyncOptions sopts;
 	DtsFullSyncOptions fopts;
 	DtsFullSyncResult result;
+	DtsPostDataEarly *early = NULL;
 	int64_t		phase_start;
-	int			rc = 1;
+	int			rc = 1,
+				rc_full;
 
 	if (!schema && !full)
 		return 0;
@@ -230,10 +232,23 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 	if (full)
 	{
 		dts_full_sync_options_init(&fopts);
+		if (getenv("PG_DTS_FULL_SYNC_WORKERS") &&
+			atoi(getenv("PG_DTS_FULL_SYNC_WORKERS")) > 0)
+			fopts.workers = atoi(getenv("PG_DTS_FULL_SYNC_WORKERS"));
 		fopts.progress = stderr;
 		fopts.stop = stop;
-		if (dts_full_sync(task, params->conninfo, snapshot, dst_conninfo,
-						  &fopts, &result, &err) != 0)
+		/* each table's indexes as soon as it is copied (schema_sync.h) */
+		if (schema && !(getenv("PG_DTS_NO_EARLY_INDEXES") &&
+						getenv("PG_DTS_NO_EARLY_INDEXES")[0]))
+			early = dts_post_data_early_start(task, params->conninfo,
+											  dst_conninfo, &sopts);
+		fopts.table_copied = early ? dts_post_data_early_table : NULL;
+		fopts.table_copied_arg = early;
+		rc_full = dts_full_sync(task, params->conninfo, snapshot, dst_conninfo,
+								&fopts, &result, &err);
+		dts_post_data_early_finish(early);
+		early = NULL;
+		if (rc_full != 0)
 		{
 			dts_error_log(DTS_LOG_ERROR, &err);
 			goto cleanup;

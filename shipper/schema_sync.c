@@ -1885,6 +1885,8 @@ typedef struct PostEntry
 	char	   *type;			/* "INDEX" */
 	bool		parallel;
 	bool		done;			/* recorded by an earlier, interrupted call */
+	char	   *schema;			/* INDEX, CONSTRAINT: the table's schema */
+	char	   *table;			/* and name, unquoted; NULL = not known */
 	DtsBuf		body;			/* the entry's statements, without SETs */
 	DtsBuf		state;			/* the SETs the script ran before it */
 } PostEntry;
@@ -1921,6 +1923,111 @@ is_session_setting(const char *line)
 {
 	return strncmp(line, "SET ", 4) == 0 ||
 		strncmp(line, "SELECT pg_catalog.set_config(", 29) == 0;
+}
+
+/*
+ * Reads one identifier at *p (bare or double-quoted) into a new string;
+ * NULL if there is none.  Advances *p past it.
+ */
+static char *
+read_ident(const char **p)
+{
+	const char *s = *p;
+	DtsBuf		b = {0};
+	char	   *r;
+
+	if (*s == '"')
+	{
+		for (s++; *s; s++)
+		{
+			if (*s == '"' && s[1] == '"')
+				s++;
+			else if (*s == '"')
+				break;
+			dts_buf_append(&b, s, 1);
+		}
+		if (*s != '"')
+		{
+			dts_buf_free(&b);
+			return NULL;
+		}
+		s++;
+	}
+	else
+		while ((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+			   *s == '_' || *s == '$' || (unsigned char) *s >= 0x80)
+			dts_buf_append(&b, s++, 1);
+	if (b.len == 0)
+	{
+		dts_buf_free(&b);
+		return NULL;
+	}
+	r = dts_strdup(dts_buf_str(&b));
+	dts_buf_free(&b);
+	*p = s;
+	return r;
+}
+
+/* Skips the keyword kw (and the blanks after it) at *p, if it is there */
+static bool
+skip_word(const char **p, const char *kw)
+{
+	size_t		n = strlen(kw);
+
+	while (**p == ' ' || **p == '\n' || **p == '\t')
+		(*p)++;
+	if (strncmp(*p, kw, n) != 0 || ((*p)[n] != ' ' && (*p)[n] != '\n'))
+		return false;
+	*p += n;
+	while (**p == ' ' || **p == '\n' || **p == '\t')
+		(*p)++;
+	return true;
+}
+
+/*
+ * The table an INDEX or CONSTRAINT entry is on, from the statement
+ * pg_dump writes for it ("CREATE [UNIQUE] INDEX i ON [ONLY] s.t ...",
+ * "ALTER TABLE [ONLY] s.t ADD CONSTRAINT ..."); left NULL when the text
+ * is not of that form (the entry then is only built in post-data).
+ */
+static void
+entry_table(PostEntry *e)
+{
+	const char *p = dts_buf_str(&e->body);
+	char	   *name = NULL;
+
+	/* past the header comment lines */
+	while (*p == '-' || *p == '\n')
+	{
+		if (*p == '-')
+			p += strcspn(p, "\n");
+		if (*p == '\n')
+			p++;
+	}
+	if (skip_word(&p, "CREATE"))
+	{
+		skip_word(&p, "UNIQUE");
+		if (!skip_word(&p, "INDEX") || (name = read_ident(&p)) == NULL ||
+			!skip_word(&p, "ON"))
+			goto out;
+		skip_word(&p, "ONLY");
+	}
+	else if (skip_word(&p, "ALTER") && skip_word(&p, "TABLE"))
+		skip_word(&p, "ONLY");
+	else
+		goto out;
+	e->schema = read_ident(&p);
+	if (e->schema == NULL || *p != '.')
+		goto out;
+	p++;
+	e->table = read_ident(&p);
+out:
+	free(name);
+	if (e->table == NULL)
+	{
+		free(e->schema);
+		e->schema = NULL;
+	}
 }
 
 /* Splits the restored script into pd's entries and its sequential part */
@@ -1967,7 +2074,11 @@ split_post_data(PostData *pd, const DtsBuf *sql)
 		free(line);
 	}
 	for (int i = 0; i < pd->n; i++)
+	{
 		pd->nparallel += pd->entries[i].parallel;
+		if (pd->entries[i].parallel)
+			entry_table(&pd->entries[i]);
+	}
 	dts_buf_free(&state);
 }
 
@@ -1978,6 +2089,8 @@ post_data_free(PostData *pd)
 	{
 		free(pd->entries[i].header);
 		free(pd->entries[i].type);
+		free(pd->entries[i].schema);
+		free(pd->entries[i].table);
 		dts_buf_free(&pd->entries[i].body);
 		dts_buf_free(&pd->entries[i].state);
 	}
@@ -2303,4 +2416,248 @@ cleanup:
 	strlist_free(&kept);
 	close_step(&ss);
 	return rc;
+}
+
+/* ----------------------------------------------------------------
+ *		Post-data during the full sync
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * The indexes and constraints of a table are built as soon as the full
+ * sync has copied it, while other tables still copy: one thread, one
+ * destination connection, tables in the order they are done.  The thread
+ * first dumps the post-data as post-data itself would (the same entries),
+ * then takes the tables the full sync hands it.  Each entry is built and
+ * recorded as in parallel post-data (its own transaction, a 'post-data
+ * entry' row), so post-data afterwards skips it.  A failure here is only
+ * a warning: post-data builds the entry again and reports it.
+ */
+struct DtsPostDataEarly
+{
+	SchemaSync	ss;
+	DtsSchemaSyncOptions opts;
+	char	   *src_conninfo;
+	char	   *dst_conninfo;
+	PostData	pd;
+	bool		ready;			/* pd holds the entries */
+	pthread_t	thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char	  **queue;			/* "schema\ttable" of tables copied */
+	int			nqueue;
+	int			next;
+	bool		closing;
+	int			built;
+	int64_t		busy_us;
+};
+
+/* Dumps post-data and splits it: ss->dst's transaction is rolled back */
+static int
+early_prepare(DtsPostDataEarly *e, DtsError *err)
+{
+	SchemaSync *ss = &e->ss;
+	StrList		kept = {0},
+				exclude = {0},
+				drop = {0};
+	DtsBuf		sql = {0};
+	bool		done = false,
+				pre = false;
+	char		archive[1200];
+	int			rc = -1;
+
+	if (open_sessions(ss, e->dst_conninfo, NULL, err) < 0 ||
+		section_done(ss, "post-data", &done, NULL, err) < 0 ||
+		section_done(ss, "pre-data", &pre, &kept, err) < 0)
+		goto cleanup;
+	if (done || !pre)
+	{
+		rc = 0;
+		goto cleanup;
+	}
+	choose_tool_dir(ss);
+	if (load_tables(ss, err) < 0)
+		goto cleanup;
+	mark_kept(ss, &kept);
+	if (post_data_excludes(ss, &exclude, err) < 0 ||
+		moved_schema_entries(ss, &drop, err) < 0 ||
+		make_workdir(ss, err) < 0 ||
+		dump(ss, "post-data", NULL, &exclude, archive, sizeof(archive),
+			 err) < 0 ||
+		restore_sql(ss, archive, "post-data", &drop, &sql, err) < 0)
+		goto cleanup;
+	e->pd.ss = ss;
+	split_post_data(&e->pd, &sql);
+	if (post_data_entries_done(&e->pd, err) < 0)
+		goto cleanup;
+	e->ready = true;
+	rc = 0;
+
+cleanup:
+	strlist_free(&kept);
+	strlist_free(&exclude);
+	strlist_free(&drop);
+	dts_buf_free(&sql);
+	close_step(ss);
+	return rc;
+}
+
+/* Builds the entries of one copied table on *conn (opened when needed) */
+static void
+early_table(DtsPostDataEarly *e, PGconn **conn, const char *name)
+{
+	size_t		sl = strcspn(name, "\t");
+	const char *table = name[sl] ? name + sl + 1 : "";
+	int64_t		t0 = dts_now_us();
+
+	for (int i = 0; i < e->pd.n; i++)
+	{
+		PostEntry  *pe = &e->pd.entries[i];
+		DtsError	err = {0};
+
+		if (!pe->parallel || pe->done || pe->table == NULL ||
+			strlen(pe->schema) != sl || strncmp(pe->schema, name, sl) != 0 ||
+			strcmp(pe->table, table) != 0)
+			continue;
+		pe->done = true;		/* tried once here, whatever the outcome */
+		if (*conn == NULL)
+		{
+			*conn = dts_sync_connect(e->dst_conninfo, APPNAME, "destination",
+									 &err);
+			if (*conn && dts_sync_run(*conn, POST_DATA_SESSION_SQL,
+									  "could not set maintenance_work_mem for "
+									  "post-data", &err) < 0)
+			{
+				PQfinish(*conn);
+				*conn = NULL;
+			}
+		}
+		if (*conn == NULL || run_post_entry(&e->pd, *conn, pe, &err) < 0)
+		{
+			dts_log_warning("schema sync of task \"%s\": building %s during "
+							"the full sync failed (post-data tries again): %s",
+							e->ss.task->name, pe->header, err.msg);
+			if (*conn && PQstatus(*conn) != CONNECTION_OK)
+			{
+				PQfinish(*conn);
+				*conn = NULL;
+			}
+			continue;
+		}
+		e->built++;
+	}
+	e->busy_us += dts_now_us() - t0;
+}
+
+static void *
+early_main(void *arg)
+{
+	DtsPostDataEarly *e = arg;
+	DtsError	err = {0};
+	PGconn	   *conn = NULL;
+
+	if (early_prepare(e, &err) < 0)
+		dts_log_warning("schema sync of task \"%s\": could not prepare the "
+						"index builds during the full sync (post-data builds "
+						"them all): %s", e->ss.task->name, err.msg);
+	for (;;)
+	{
+		char	   *name = NULL;
+
+		pthread_mutex_lock(&e->lock);
+		while (e->next == e->nqueue && !e->closing)
+			pthread_cond_wait(&e->cond, &e->lock);
+		if (e->next < e->nqueue)
+			name = e->queue[e->next++];
+		pthread_mutex_unlock(&e->lock);
+		if (name == NULL)
+			break;				/* closing, queue empty */
+		if (e->ready)
+			early_table(e, &conn, name);
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
+DtsPostDataEarly *
+dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
+						  const char *dst_conninfo,
+						  const DtsSchemaSyncOptions *opts)
+{
+	DtsPostDataEarly *e;
+
+	if (!task->whole_database && task->nrules == 0)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		abort();
+	if (opts)
+		e->opts = *opts;
+	e->opts.snapshot = NULL;
+	e->src_conninfo = dts_strdup(src_conninfo);
+	e->dst_conninfo = dts_strdup(dst_conninfo);
+	e->ss.task = task;
+	e->ss.opts = &e->opts;
+	e->ss.src_conninfo = e->src_conninfo;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	if (pthread_create(&e->thread, NULL, early_main, e) != 0)
+	{
+		dts_log_warning("schema sync of task \"%s\": could not start the "
+						"thread that builds indexes during the full sync",
+						task->name);
+		pthread_mutex_destroy(&e->lock);
+		pthread_cond_destroy(&e->cond);
+		free(e->src_conninfo);
+		free(e->dst_conninfo);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void
+dts_post_data_early_table(void *arg, const char *dst_schema,
+						  const char *dst_table)
+{
+	DtsPostDataEarly *e = arg;
+	DtsBuf		b = {0};
+
+	if (e == NULL)
+		return;
+	dts_buf_printf(&b, "%s\t%s", dst_schema, dst_table);
+	pthread_mutex_lock(&e->lock);
+	e->queue = dts_realloc(e->queue, (e->nqueue + 1) * sizeof(char *));
+	e->queue[e->nqueue++] = dts_strdup(dts_buf_str(&b));
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	dts_buf_free(&b);
+}
+
+void
+dts_post_data_early_finish(DtsPostDataEarly *e)
+{
+	int64_t		t0 = dts_now_us();
+
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->closing = true;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	pthread_join(e->thread, NULL);
+	if (e->built > 0)
+		dts_log_info("schema sync of task \"%s\": %d indexes and constraints "
+					 "built during the full sync (%.1f s of building, %.1f s "
+					 "waited for after the copy)", e->ss.task->name, e->built,
+					 e->busy_us / 1e6, (dts_now_us() - t0) / 1e6);
+	for (int i = 0; i < e->nqueue; i++)
+		free(e->queue[i]);
+	free(e->queue);
+	post_data_free(&e->pd);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e->src_conninfo);
+	free(e->dst_conninfo);
+	free(e);
 }

@@ -78,4 +78,26 @@ extern int	dts_schema_sync_post_data(const DtsTask *task,
 									  const DtsSchemaSyncOptions *opts,
 									  DtsError *err);
 
+/*
+ * Post-data during the full sync: a thread that dumps the post-data at
+ * once (as dts_schema_sync_post_data would) and builds the indexes and
+ * primary key, unique and exclusion constraints of each table handed to
+ * dts_post_data_early_table (the full sync's table_copied callback) as
+ * soon as the table is copied, while other tables still copy.  Each one is
+ * recorded in dts.schema_sync_state as it commits, and
+ * dts_schema_sync_post_data then skips it.  Best effort: a failure is a
+ * warning and post-data builds the entry itself.  Start after the pre-data
+ * step; finish (waits for the builds handed over) before post-data.
+ * Returns NULL when there is nothing to do.
+ */
+typedef struct DtsPostDataEarly DtsPostDataEarly;
+
+extern DtsPostDataEarly *dts_post_data_early_start(const DtsTask *task,
+												   const char *src_conninfo,
+												   const char *dst_conninfo,
+												   const DtsSchemaSyncOptions *opts);
+extern void dts_post_data_early_table(void *early, const char *dst_schema,
+									  const char *dst_table);
+extern void dts_post_data_early_finish(DtsPostDataEarly *early);
+
 #endif							/* PG_DTS_SHIP_SCHEMA_SYNC_H */

@@ -1,0 +1,208 @@
+#
+# 044_pg_sync_freeze_post_data.pl
+#	  The full sync's COPY FREEZE and the parallel post-data of a
+#	  PostgreSQL-to-PostgreSQL task (docs/pg-sync.md sections 3 and 2).
+#
+#	  COPY FREEZE: a table the task's pre-data created and that is copied
+#	  whole is emptied and filled in one transaction (TRUNCATE ONLY, COPY
+#	  ... FREEZE): on the destination every tuple must carry HEAP_XMIN_FROZEN
+#	  in its header (pageinspect; the xmin column shows the raw xmin, frozen
+#	  or not) and every page must be all-visible and all-frozen in the
+#	  visibility map (pg_visibility).  A table kept in "conflicting_tables":
+#	  "ignore" mode must not be truncated (its own rows stay) and its copied
+#	  rows are not frozen.
+#
+#	  Parallel post-data: primary keys, unique constraints and indexes of
+#	  several tables are built on several connections, then the foreign
+#	  keys: all must exist and be valid, as on the source.  An index whose
+#	  build fails on the destination (an expression function that raises
+#	  there) fails the task with an error naming the index; the indexes
+#	  built meanwhile are recorded, and the run after the fix skips them,
+#	  builds the rest and leaves no per-entry rows behind.
+#
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use PgDts::Test;
+
+require_ship();
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+
+my $src = new_source_cluster('source');
+my $dst = PostgreSQL::Test::Cluster->new('destination');
+$dst->init;
+$dst->start;
+$dst->safe_psql('postgres', 'CREATE DATABASE dst');
+$dst->safe_psql('postgres', 'CREATE DATABASE dst2');
+
+$src->safe_psql(
+	'postgres', q{
+CREATE SCHEMA app;
+CREATE TABLE app.parent (id int PRIMARY KEY, code text NOT NULL UNIQUE, note text);
+CREATE TABLE app.child (id bigint PRIMARY KEY, parent_id int NOT NULL REFERENCES app.parent,
+                        v text, w int);
+CREATE INDEX child_v ON app.child (v);
+CREATE INDEX child_parent ON app.child (parent_id);
+CREATE UNIQUE INDEX child_w_v ON app.child (w, v);
+CREATE TABLE app.grandchild (id int PRIMARY KEY, child_id bigint REFERENCES app.child ON DELETE CASCADE,
+                             parent_code text REFERENCES app.parent (code), t timestamptz);
+CREATE INDEX grandchild_t ON app.grandchild (t DESC);
+CREATE TABLE app.kept (id int PRIMARY KEY, v text);
+INSERT INTO app.parent SELECT i, 'p' || i, repeat('n', i % 50) FROM generate_series(1, 2000) i;
+INSERT INTO app.child SELECT i, 1 + i % 2000, 'v' || i, i % 7 FROM generate_series(1, 20000) i;
+INSERT INTO app.grandchild SELECT i, 1 + i % 20000, 'p' || (1 + i % 2000),
+       '2026-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 5000) i;
+INSERT INTO app.kept SELECT i, 'src ' || i FROM generate_series(1, 300) i;
+
+CREATE SCHEMA app2;
+CREATE FUNCTION app2.picky(x int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_catalog.current_database() = 'dst2' THEN
+    RAISE EXCEPTION 'picky() refuses to run in dst2';
+  END IF;
+  RETURN x;
+END $$;
+CREATE TABLE app2.t1 (id int PRIMARY KEY, x int);
+CREATE TABLE app2.t2 (id int PRIMARY KEY, t1_id int REFERENCES app2.t1, y text);
+CREATE INDEX t1_picky ON app2.t1 (app2.picky(x));
+CREATE INDEX t2_y ON app2.t2 (y);
+INSERT INTO app2.t1 SELECT i, i FROM generate_series(1, 1000) i;
+INSERT INTO app2.t2 SELECT i, 1 + i % 1000, 'y' || i FROM generate_series(1, 3000) i;
+});
+
+# app.kept exists on the destination with rows of its own: kept ("ignore")
+$dst->safe_psql(
+	'dst', q{
+CREATE SCHEMA app;
+CREATE TABLE app.kept (id int PRIMARY KEY, v text);
+INSERT INTO app.kept VALUES (1, 'dst 1'), (100000, 'dst only');
+});
+
+sub task_file
+{
+	my ($name, $db, $objects) = @_;
+	return write_task(
+		"$dir/$name.json",
+		{
+			name => $name,
+			source => { conninfo => $src->connstr('postgres') },
+			sink => {
+				type => 'pg',
+				conninfo => $dst->connstr($db),
+				conflicting_tables => 'ignore'
+			},
+			objects => $objects,
+			sync => [ 'schema', 'full' ],
+			heartbeat_interval => 0,
+		});
+}
+
+# the indexes (name, valid) and constraints (name, type, validated) of a schema
+my $idx_sql = q{SELECT string_agg(c.relname || ':' || i.indisvalid || ':' || i.indisready, ' ' ORDER BY c.relname)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '%s'};
+my $con_sql = q{SELECT string_agg(conname || ':' || contype::text || ':' || convalidated, ' ' ORDER BY conname)
+  FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+  WHERE n.nspname = '%s' AND contype IN ('p', 'u', 'f', 'x')};
+
+# ---- task fz: schema + full sync of app ----
+my $task = task_file('fz', 'dst', { app => {} });
+my ($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+is($rc, 0, 'schema + full sync of app exits 0') or diag $err;
+like($err,
+	qr/full sync of task "fz": 4 tables, 4 ranges, 4 to copy \(3 whole tables by TRUNCATE and COPY FREEZE\)/,
+	'the three tables the pre-data created are copied with COPY FREEZE, the kept one is not');
+like($err,
+	qr/schema sync of task "fz": \d+ post-data indexes and constraints on \d+ connections/,
+	'post-data builds its indexes and constraints on several connections');
+
+$dst->safe_psql('dst', 'CREATE EXTENSION pg_visibility; CREATE EXTENSION pageinspect');
+# live tuples of a table, and those without HEAP_XMIN_FROZEN (0x0300)
+my $frozen_sql = q{SELECT count(*) || ' ' || count(*) FILTER (WHERE t_infomask & 768 <> 768)
+  FROM generate_series(0, pg_relation_size('%1$s') / current_setting('block_size')::int - 1) b,
+       heap_page_items(get_raw_page('%1$s', b::int)) WHERE lp_flags = 1};
+foreach my $t (qw(parent child grandchild))
+{
+	is( $dst->safe_psql('dst', sprintf($frozen_sql, "app.$t")),
+		$src->safe_psql('postgres', "SELECT count(*) FROM app.$t") . ' 0',
+		"app.$t: every row copied, every tuple frozen (HEAP_XMIN_FROZEN)");
+}
+foreach my $t (qw(parent child grandchild))
+{
+	like(
+		$dst->safe_psql('dst',
+			"SELECT count(*) || ' ' || count(*) FILTER (WHERE NOT all_visible OR NOT all_frozen) "
+			  . "FROM pg_visibility_map('app.$t')"),
+		qr/^[1-9]\d* 0$/,
+		"app.$t: every page all-visible and all-frozen in the visibility map");
+}
+is( $dst->safe_psql('dst',
+		"SELECT count(*) || ' ' || string_agg(v, ',' ORDER BY id) FILTER (WHERE v LIKE 'dst%') FROM app.kept"),
+	'301 dst 1,dst only',
+	'app.kept (ignore mode) was not truncated: its own rows stay, the others were added');
+is($dst->safe_psql('dst', sprintf($frozen_sql, 'app.kept')),
+	'301 301', 'app.kept: no tuple frozen (no COPY FREEZE into a kept table)');
+
+is( $dst->safe_psql('dst', sprintf($idx_sql, 'app')),
+	$src->safe_psql('postgres', sprintf($idx_sql, 'app')),
+	'every index of app exists on the destination, valid and ready');
+is( $dst->safe_psql('dst', sprintf($con_sql, 'app')),
+	$src->safe_psql('postgres', sprintf($con_sql, 'app')),
+	'every primary key, unique constraint and foreign key of app exists, validated');
+is( $dst->safe_psql('dst',
+		"SELECT string_agg(section, ',' ORDER BY section) FROM dts.schema_sync_state WHERE task = 'fz'"),
+	'post-data,pre-data',
+	'dts.schema_sync_state: post-data and pre-data recorded, no per-entry rows left');
+
+# ---- task bad: an index build fails on the destination ----
+$task = task_file('bad', 'dst2', { app2 => {} });
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+isnt($rc, 0, 'a failing index build fails the task');
+like(
+	$err,
+	qr/could not create the post-data objects of task "bad" on the destination: .*picky\(\) refuses to run in dst2.*Name: t1_picky; Type: INDEX; Schema: app2/,
+	'the error names the failing index (t1_picky), its type and schema, and says why');
+is( $dst->safe_psql('dst2',
+		"SELECT count(*) FROM dts.schema_sync_state WHERE task = 'bad' AND section = 'post-data'"),
+	'0', 'post-data is not recorded as done');
+is( $dst->safe_psql('dst2',
+		"SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'app2'::regnamespace"),
+	'0', 'no foreign key was created (they come after every index)');
+my $entries = $dst->safe_psql('dst2',
+	"SELECT count(*) FROM dts.schema_sync_state WHERE task = 'bad' AND section LIKE 'post-data entry: %'");
+is( $entries,
+	$dst->safe_psql('dst2',
+		"SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+		  . "WHERE c.relnamespace = 'app2'::regnamespace"),
+	"every index built before the failure is recorded as a post-data entry ($entries)");
+
+# fix the destination's function and run again: the rest is built
+$dst->safe_psql('dst2',
+	'CREATE OR REPLACE FUNCTION app2.picky(x int) RETURNS int IMMUTABLE LANGUAGE sql AS $$ SELECT x $$');
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+is($rc, 0, 'the run after the fix exits 0') or diag $err;
+if ($entries > 0)
+{
+	like($err, qr/$entries post-data indexes and constraints were built by an earlier, interrupted call/,
+		'the indexes built by the failed run are skipped, not built again');
+}
+is( $dst->safe_psql('dst2', sprintf($idx_sql, 'app2')),
+	$src->safe_psql('postgres', sprintf($idx_sql, 'app2')),
+	'every index of app2 exists, valid and ready');
+is( $dst->safe_psql('dst2', sprintf($con_sql, 'app2')),
+	$src->safe_psql('postgres', sprintf($con_sql, 'app2')),
+	'every constraint of app2 exists, validated');
+is( $dst->safe_psql('dst2',
+		"SELECT string_agg(section, ',' ORDER BY section) FROM dts.schema_sync_state WHERE task = 'bad'"),
+	'post-data,pre-data', 'no per-entry rows left after post-data is recorded');
+
+$src->stop;
+$dst->stop;
+done_testing();
