@@ -2291,12 +2291,14 @@ run_post_data_script(SchemaSync *ss, const DtsBuf *sql, DtsError *err)
 		goto cleanup;
 	if (pd.nskipped > 0)
 		dts_log_info("schema sync of task \"%s\": %d post-data indexes and "
-					 "constraints were built by an earlier, interrupted call",
-					 ss->task->name, pd.nskipped);
-	dts_log_info("schema sync of task \"%s\": %d post-data indexes and "
-				 "constraints on %d connections, then %d other entries",
-				 ss->task->name, pd.nparallel - pd.nskipped, jobs,
-				 pd.n - pd.nparallel);
+					 "constraints were built before (during the full sync, "
+					 "or by an interrupted call)", ss->task->name, pd.nskipped);
+	if (pd.nparallel > pd.nskipped)
+		dts_log_info("schema sync of task \"%s\": %d post-data indexes and "
+					 "constraints on %d connections, then %d other entries",
+					 ss->task->name, pd.nparallel - pd.nskipped,
+					 jobs < pd.nparallel - pd.nskipped ? jobs :
+					 pd.nparallel - pd.nskipped, pd.n - pd.nparallel);
 	if (run_post_parallel(&pd, jobs, err) < 0 ||
 		run_script(ss, &pd.sequential, "post-data", err) < 0)
 		goto cleanup;
@@ -2648,8 +2650,8 @@ dts_post_data_early_finish(DtsPostDataEarly *e)
 	pthread_join(e->thread, NULL);
 	if (e->built > 0)
 		dts_log_info("schema sync of task \"%s\": %d indexes and constraints "
-					 "built during the full sync (%.1f s of building, %.1f s "
-					 "waited for after the copy)", e->ss.task->name, e->built,
+					 "built during the full sync took %.1f s (%.1f s of it "
+					 "after the copy)", e->ss.task->name, e->built,
 					 e->busy_us / 1e6, (dts_now_us() - t0) / 1e6);
 	for (int i = 0; i < e->nqueue; i++)
 		free(e->queue[i]);
