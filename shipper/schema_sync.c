@@ -2428,9 +2428,10 @@ cleanup:
 /*
  * The indexes and constraints of a table are built as soon as the full
  * sync has copied it, while other tables still copy: one thread, one
- * destination connection, tables in the order they are done.  The thread
- * first dumps the post-data as post-data itself would (the same entries),
- * then takes the tables the full sync hands it.  Each entry is built and
+ * destination connection, tables in the order they are done.  Before the
+ * full sync starts, the post-data is dumped as post-data itself would
+ * (the same entries); the thread then takes the tables the full sync
+ * hands it.  Each entry is built and
  * recorded as in parallel post-data (its own transaction, a 'post-data
  * entry' row), so post-data afterwards skips it.  A failure here is only
  * a warning: post-data builds the entry again and reports it.
@@ -2555,13 +2556,8 @@ static void *
 early_main(void *arg)
 {
 	DtsPostDataEarly *e = arg;
-	DtsError	err = {0};
 	PGconn	   *conn = NULL;
 
-	if (early_prepare(e, &err) < 0)
-		dts_log_warning("schema sync of task \"%s\": could not prepare the "
-						"index builds during the full sync (post-data builds "
-						"them all): %s", e->ss.task->name, err.msg);
 	for (;;)
 	{
 		char	   *name = NULL;
@@ -2587,6 +2583,7 @@ dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
 						  const DtsSchemaSyncOptions *opts)
 {
 	DtsPostDataEarly *e;
+	DtsError	err = {0};
 
 	if (!task->whole_database && task->nrules == 0)
 		return NULL;
@@ -2603,11 +2600,20 @@ dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
 	e->ss.src_conninfo = e->src_conninfo;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
-	if (pthread_create(&e->thread, NULL, early_main, e) != 0)
+	/*
+	 * The dump is made here, before the full sync starts: its source
+	 * connections (ours and pg_dump's) are closed again before the full
+	 * sync opens its own, so the source never sees more connections at
+	 * once than before.
+	 */
+	if (early_prepare(e, &err) < 0)
+		dts_log_warning("schema sync of task \"%s\": could not prepare the "
+						"index builds during the full sync (post-data builds "
+						"them all): %s", task->name, err.msg);
+	if (!e->ready || e->pd.nparallel == e->pd.nskipped ||
+		pthread_create(&e->thread, NULL, early_main, e) != 0)
 	{
-		dts_log_warning("schema sync of task \"%s\": could not start the "
-						"thread that builds indexes during the full sync",
-						task->name);
+		post_data_free(&e->pd);
 		pthread_mutex_destroy(&e->lock);
 		pthread_cond_destroy(&e->cond);
 		free(e->src_conninfo);

@@ -79,8 +79,9 @@ extern int	dts_schema_sync_post_data(const DtsTask *task,
 									  DtsError *err);
 
 /*
- * Post-data during the full sync: a thread that dumps the post-data at
- * once (as dts_schema_sync_post_data would) and builds the indexes and
+ * Post-data during the full sync: dumps the post-data at once (as
+ * dts_schema_sync_post_data would; its source connections are closed
+ * before this returns), then a thread builds the indexes and
  * primary key, unique and exclusion constraints of each table handed to
  * dts_post_data_early_table (the full sync's table_copied callback) as
  * soon as the table is copied, while other tables still copy.  Each one is
