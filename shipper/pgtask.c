@@ -246,7 +246,7 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 		fopts.table_copied_arg = early;
 		rc_full = dts_full_sync(task, params->conninfo, snapshot, dst_conninfo,
 								&fopts, &result, &err);
-		dts_post_data_early_finish(early);
+		dts_post_data_early_finish(early, rc_full == 0);
 		early = NULL;
 		if (rc_full != 0)
 		{

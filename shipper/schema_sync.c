@@ -2451,6 +2451,7 @@ struct DtsPostDataEarly
 	int			nqueue;
 	int			next;
 	bool		closing;
+	bool		cancel;			/* closing: drop what is still queued */
 	int			built;
 	int64_t		busy_us;
 };
@@ -2565,7 +2566,7 @@ early_main(void *arg)
 		pthread_mutex_lock(&e->lock);
 		while (e->next == e->nqueue && !e->closing)
 			pthread_cond_wait(&e->cond, &e->lock);
-		if (e->next < e->nqueue)
+		if (e->next < e->nqueue && !e->cancel)
 			name = e->queue[e->next++];
 		pthread_mutex_unlock(&e->lock);
 		if (name == NULL)
@@ -2643,7 +2644,7 @@ dts_post_data_early_table(void *arg, const char *dst_schema,
 }
 
 void
-dts_post_data_early_finish(DtsPostDataEarly *e)
+dts_post_data_early_finish(DtsPostDataEarly *e, bool build_queued)
 {
 	int64_t		t0 = dts_now_us();
 
@@ -2651,6 +2652,7 @@ dts_post_data_early_finish(DtsPostDataEarly *e)
 		return;
 	pthread_mutex_lock(&e->lock);
 	e->closing = true;
+	e->cancel = !build_queued;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->thread, NULL);

@@ -19,6 +19,8 @@
 #ifndef PG_DTS_SHIP_SCHEMA_SYNC_H
 #define PG_DTS_SHIP_SCHEMA_SYNC_H
 
+#include <stdbool.h>
+
 #include "log.h"
 #include "task.h"
 
@@ -88,7 +90,9 @@ extern int	dts_schema_sync_post_data(const DtsTask *task,
  * recorded in dts.schema_sync_state as it commits, and
  * dts_schema_sync_post_data then skips it.  Best effort: a failure is a
  * warning and post-data builds the entry itself.  Start after the pre-data
- * step; finish (waits for the builds handed over) before post-data.
+ * step; finish before post-data: it waits for the build in progress and,
+ * with build_queued, for the tables handed over but not started (without,
+ * e.g. when the full sync failed or was stopped, those are dropped).
  * Returns NULL when there is nothing to do.
  */
 typedef struct DtsPostDataEarly DtsPostDataEarly;
@@ -99,6 +103,7 @@ extern DtsPostDataEarly *dts_post_data_early_start(const DtsTask *task,
 												   const DtsSchemaSyncOptions *opts);
 extern void dts_post_data_early_table(void *early, const char *dst_schema,
 									  const char *dst_table);
-extern void dts_post_data_early_finish(DtsPostDataEarly *early);
+extern void dts_post_data_early_finish(DtsPostDataEarly *early,
+									   bool build_queued);
 
 #endif							/* PG_DTS_SHIP_SCHEMA_SYNC_H */
