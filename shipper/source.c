@@ -1422,7 +1422,7 @@ cleanup:
 	src->sink->prefetch = NULL;
 	src->sink->prefetch_arg = NULL;
 	if (src->ahead_total > 0)
-		dts_log_info("read ahead %llu messages while the sink waited for its destination (at most %zu bytes held)",
+		dts_log_info("read ahead %llu messages while the sink was busy (at most %zu bytes held)",
 					 (unsigned long long) src->ahead_total, src->ahead_peak);
 	src->ahead_total = 0;
 	src->ahead_peak = 0;

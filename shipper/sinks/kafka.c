@@ -64,6 +64,8 @@
 #define KAFKA_FORCE_FLUSH_MAX_MS	10000	/* flush(force) waits at most */
 #define KAFKA_POLL_INTERVAL_US		50000	/* flush() due while in flight */
 #define KAFKA_POLL_EVERY			256	/* produces between two polls */
+#define KAFKA_READ_AHEAD_EVERY		32	/* produces between two read-aheads */
+#define KAFKA_READ_AHEAD_BYTES		(8 * 1024 * 1024)	/* see read_ahead() */
 #define HEARTBEAT_TABLE				"dts_postgres_heartbeat"
 #define KAFKA_MALLOC_KEEP_BYTES		(32 * 1024 * 1024)	/* see keep_heap() */
 
@@ -103,6 +105,7 @@ typedef struct KafkaRel
 typedef struct KafkaSink
 {
 	DtsKafkaSinkConfig cfg;		/* our copy (borrowed fields borrowed) */
+	DtsSink    *sink;			/* for its read-ahead hook */
 
 	rd_kafka_t *rk;
 	KafkaTopic *topics;
@@ -1036,6 +1039,24 @@ position_headers(const KafkaSink *ks)
 }
 
 /*
+ * Lets the source read what has arrived into memory (sink->prefetch), up
+ * to KAFKA_READ_AHEAD_BYTES held.  The walsender writes into a socket
+ * buffer of a few hundred kB (a unix socket's: the server's send buffer,
+ * wmem_default); when that is full it stops decoding until we read.  We
+ * read only between messages of the stream, and one message takes a few
+ * milliseconds to produce (more when librdkafka's threads take the CPU),
+ * so the walsender slept about 1 s of a 7.5 s benchmark run; reading
+ * ahead while producing keeps it decoding (bench/README.md, "kafka").
+ */
+static inline void
+read_ahead(KafkaSink *ks)
+{
+	if (ks->sink->prefetch)
+		(void) ks->sink->prefetch(ks->sink->prefetch_arg,
+								  KAFKA_READ_AHEAD_BYTES);
+}
+
+/*
  * Produces ks->value with ks->key to partition of topic ti, for the open
  * unit.  A full local queue is served and retried; other errors fail.
  */
@@ -1063,7 +1084,8 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 		if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || ks->failed)
 			break;
 		/* not a delivery error: wait for reports to make room */
-		rd_kafka_poll(ks->rk, 100);
+		read_ahead(ks);
+		rd_kafka_poll(ks->rk, 10);
 		u = unit_get(ks, seq);	/* the queue may have moved */
 	}
 	if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -1085,6 +1107,8 @@ produce(KafkaSink *ks, int ti, int partition, uint64_t seq, DtsError *err)
 	/* serve delivery reports now and then (each poll takes locks) */
 	if (++ks->produced % KAFKA_POLL_EVERY == 0)
 		rd_kafka_poll(ks->rk, 0);
+	if (ks->produced % KAFKA_READ_AHEAD_EVERY == 0)
+		read_ahead(ks);
 	return 0;
 }
 
@@ -1630,6 +1654,7 @@ dts_kafka_sink_init(DtsSink *sink, const DtsKafkaSinkConfig *config)
 
 	memset(ks, 0, sizeof(*ks));
 	cfg_copy(&ks->cfg, config);
+	ks->sink = sink;
 	dts_shareplex_init(&ks->sp);
 	dts_canal_init(&ks->canal);
 	dts_kfmt_buf_init(&ks->value);
