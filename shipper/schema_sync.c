@@ -2578,6 +2578,18 @@ early_main(void *arg)
 	return NULL;
 }
 
+/* Frees what dts_post_data_early_start allocated (no thread runs any more) */
+static void
+early_free(DtsPostDataEarly *e)
+{
+	post_data_free(&e->pd);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e->src_conninfo);
+	free(e->dst_conninfo);
+	free(e);
+}
+
 DtsPostDataEarly *
 dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
 						  const char *dst_conninfo,
@@ -2614,12 +2626,7 @@ dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
 	if (!e->ready || e->pd.nparallel == e->pd.nskipped ||
 		pthread_create(&e->thread, NULL, early_main, e) != 0)
 	{
-		post_data_free(&e->pd);
-		pthread_mutex_destroy(&e->lock);
-		pthread_cond_destroy(&e->cond);
-		free(e->src_conninfo);
-		free(e->dst_conninfo);
-		free(e);
+		early_free(e);
 		return NULL;
 	}
 	return e;
@@ -2664,10 +2671,5 @@ dts_post_data_early_finish(DtsPostDataEarly *e, bool build_queued)
 	for (int i = 0; i < e->nqueue; i++)
 		free(e->queue[i]);
 	free(e->queue);
-	post_data_free(&e->pd);
-	pthread_mutex_destroy(&e->lock);
-	pthread_cond_destroy(&e->cond);
-	free(e->src_conninfo);
-	free(e->dst_conninfo);
-	free(e);
+	early_free(e);
 }
