@@ -750,6 +750,43 @@ mark_staged(FullSync *fs, PGconn *dst, DtsError *err)
 	"SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.confrelid = c.oid " \
 	"AND f.conrelid <> c.oid AND f.contype = 'f')"
 
+/*
+ * A logical slot in the destination database means some task may decode
+ * what the full sync writes there: the reverse task of a two-way sync, for
+ * one.  The copy carries no replication origin, so such a task would
+ * receive the copied rows, and the TRUNCATE of the FREEZE path would empty
+ * the table at the other end.  So with such a slot there is no TRUNCATE and
+ * no FREEZE.  Returns 1 (and says so) when there is a slot, 0 when there is
+ * none, -1 on error (err set).
+ */
+#define DECODED_SLOT_SQL \
+	"SELECT slot_name FROM pg_catalog.pg_replication_slots " \
+	"WHERE slot_type = 'logical' " \
+	"AND database = pg_catalog.current_database() LIMIT 1"
+
+static int
+decoded_slot(PGconn *dst, DtsError *err)
+{
+	PGresult   *res = dts_sync_exec(dst, DECODED_SLOT_SQL,
+									"could not look up the logical slots of "
+									"the destination database", err);
+
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0)
+	{
+		PQclear(res);
+		return 0;
+	}
+	dts_log_info("full sync: the destination database has the logical "
+				 "replication slot \"%s\", so tables are copied without "
+				 "TRUNCATE and FREEZE (a task decoding that slot, such as the "
+				 "reverse task of a two-way sync, must not receive a TRUNCATE)",
+				 PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 1;
+}
+
 static int
 mark_freeze(FullSync *fs, PGconn *dst, DtsError *err)
 {
@@ -759,10 +796,13 @@ mark_freeze(FullSync *fs, PGconn *dst, DtsError *err)
 	DtsBuf		name = {0};
 	PGresult   *res;
 	int			i,
-				n = 0;
+				n = 0,
+				slot;
 
 	if (off && off[0])
 		return 0;
+	if ((slot = decoded_slot(dst, err)) != 0)
+		return slot < 0 ? -1 : 0;
 	dts_buf_printf(&sql, FREEZE_SQL_HEAD);
 	for (i = 0; i < fs->ntables; i++)
 	{

@@ -178,6 +178,45 @@ foreach my $run ([ 'fz', 'dst', {} ], [ 'fzp', 'dst3', { PG_DTS_NO_EARLY_INDEXES
 		"$name: dts.schema_sync_state: post-data and pre-data recorded, no per-entry rows left");
 }
 
+# ---- task fzs: a logical slot in the destination database (say, the
+# reverse task of a two-way sync) turns TRUNCATE + FREEZE off: the copy has
+# no replication origin, so a TRUNCATE decoded there would empty the table
+# at the other end.  This destination is a cluster with wal_level = logical ----
+my $dstl = new_source_cluster('destination_logical');
+$dstl->safe_psql('postgres', 'CREATE DATABASE dst4');
+$dstl->safe_psql('dst4',
+	"SELECT pg_create_logical_replication_slot('reverse_fzs', 'test_decoding')");
+$task = write_task(
+	"$dir/fzs.json",
+	{
+		name => 'fzs',
+		source => { conninfo => $src->connstr('postgres') },
+		sink => { type => 'pg', conninfo => $dstl->connstr('dst4') },
+		objects => { app => {} },
+		sync => [ 'schema', 'full' ],
+		heartbeat_interval => 0,
+	});
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+is($rc, 0, 'fzs: schema + full sync into a database with a logical slot exits 0') or diag $err;
+like($err,
+	qr/full sync: the destination database has the logical replication slot "reverse_fzs", so tables are copied without TRUNCATE and FREEZE/,
+	'fzs: the shipper says why it does not use TRUNCATE and FREEZE, naming the slot');
+like($err, qr/full sync of task "fzs": 4 tables, 4 ranges, 4 to copy \(0 whole tables by TRUNCATE and COPY FREEZE\)/,
+	'fzs: no table is copied by TRUNCATE and COPY FREEZE');
+$dstl->safe_psql('dst4', 'CREATE EXTENSION pageinspect');
+foreach my $t (qw(parent child grandchild kept))
+{
+	my $n = $src->safe_psql('postgres', "SELECT count(*) FROM app.$t");
+	is($dstl->safe_psql('dst4', sprintf($frozen_sql, "app.$t")),
+		"$n $n", "fzs: app.$t: every row copied, none written frozen");
+}
+is( $dstl->safe_psql('dst4',
+		"SELECT count(*) FROM pg_logical_slot_get_changes('reverse_fzs', NULL, NULL) "
+		  . "WHERE data LIKE 'table app.%: TRUNCATE%'"),
+	'0', 'fzs: the slot in the destination database decodes no TRUNCATE of the copied tables');
+$dstl->stop;
+
 # ---- task bad: an index build fails on the destination ----
 # (the failing index is tried during the full sync too: a warning there)
 $task = task_file('bad', 'dst2', { app2 => {} });
