@@ -266,3 +266,12 @@ dts_strdup(const char *s)
 
 	return memcpy(dts_realloc(NULL, len), s, len);
 }
+
+char *
+dts_strndup(const char *s, size_t n)
+{
+	char	   *r = memcpy(dts_realloc(NULL, n + 1), s, n);
+
+	r[n] = '\0';
+	return r;
+}

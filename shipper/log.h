@@ -98,6 +98,8 @@ extern bool dts_lsn_parse(const char *text, uint64_t *lsn);
  */
 extern void *dts_realloc(void *ptr, size_t size);
 extern char *dts_strdup(const char *s);
+/* The first n bytes of s (which has at least n), as a new string */
+extern char *dts_strndup(const char *s, size_t n);
 
 /* Wall clock: microseconds since the Unix epoch. */
 extern int64_t dts_now_us(void);

@@ -1906,18 +1906,6 @@ typedef struct PostData
 	DtsError	err;
 } PostData;
 
-static char *
-strndup_checked(const char *s, size_t n)
-{
-	char	   *r = malloc(n + 1);
-
-	if (r == NULL)
-		abort();
-	memcpy(r, s, n);
-	r[n] = '\0';
-	return r;
-}
-
 static bool
 is_session_setting(const char *line)
 {
@@ -2041,7 +2029,7 @@ split_post_data(PostData *pd, const DtsBuf *sql)
 	while (*p)
 	{
 		size_t		n = strcspn(p, "\n");
-		char	   *line = strndup_checked(p, n);
+		char	   *line = dts_strndup(p, n);
 
 		p += n + (p[n] == '\n');
 		if (strncmp(line, "-- Name: ", 9) == 0)
@@ -2056,7 +2044,7 @@ split_post_data(PostData *pd, const DtsBuf *sql)
 			cur->header = dts_strdup(line + 3);
 			t = t ? t + 8 : "";
 			tl = strcspn(t, ";");
-			cur->type = strndup_checked(t, tl);
+			cur->type = dts_strndup(t, tl);
 			cur->parallel = strcmp(cur->type, "INDEX") == 0 ||
 				strcmp(cur->type, "CONSTRAINT") == 0;
 			if (cur->parallel)
@@ -2178,21 +2166,30 @@ run_post_entry(PostData *pd, PGconn *conn, const PostEntry *e, DtsError *err)
 	return rc;
 }
 
+/* A destination connection for index builds: post-data's session settings */
+static PGconn *
+post_data_connect(const char *dst_conninfo, DtsError *err)
+{
+	PGconn	   *conn = dts_sync_connect(dst_conninfo, APPNAME, "destination",
+										err);
+
+	if (conn && dts_sync_run(conn, POST_DATA_SESSION_SQL,
+							 "could not set maintenance_work_mem for "
+							 "post-data", err) < 0)
+	{
+		PQfinish(conn);
+		conn = NULL;
+	}
+	return conn;
+}
+
 static void *
 post_data_worker(void *arg)
 {
 	PostData   *pd = arg;
 	DtsError	err = {0};
-	PGconn	   *conn = dts_sync_connect(pd->ss->dst_conninfo, APPNAME,
-										"destination", &err);
+	PGconn	   *conn = post_data_connect(pd->ss->dst_conninfo, &err);
 
-	if (conn && dts_sync_run(conn, POST_DATA_SESSION_SQL,
-							 "could not set maintenance_work_mem for "
-							 "post-data", &err) < 0)
-	{
-		PQfinish(conn);
-		conn = NULL;
-	}
 	while (conn)
 	{
 		int			i = -1;
@@ -2525,17 +2522,7 @@ early_table(DtsPostDataEarly *e, PGconn **conn, const char *name)
 			continue;
 		pe->done = true;		/* tried once here, whatever the outcome */
 		if (*conn == NULL)
-		{
-			*conn = dts_sync_connect(e->dst_conninfo, APPNAME, "destination",
-									 &err);
-			if (*conn && dts_sync_run(*conn, POST_DATA_SESSION_SQL,
-									  "could not set maintenance_work_mem for "
-									  "post-data", &err) < 0)
-			{
-				PQfinish(*conn);
-				*conn = NULL;
-			}
-		}
+			*conn = post_data_connect(e->dst_conninfo, &err);
 		if (*conn == NULL || run_post_entry(&e->pd, *conn, pe, &err) < 0)
 		{
 			dts_log_warning("schema sync of task \"%s\": building %s during "
