@@ -58,6 +58,7 @@ use Test::More;
 
 our @EXPORT = qw(
   new_source_cluster
+  new_destination_cluster
   ship_path
   ship_help
   require_ship
@@ -124,6 +125,26 @@ sub new_source_cluster
 	  if defined $params{extra_conf};
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION pg_dts');
+	return $node;
+}
+
+=pod
+
+=item new_destination_cluster(name, databases...)
+
+A new, started cluster with the default settings and the given databases
+created: the destination of a pg sink.
+
+=cut
+
+sub new_destination_cluster
+{
+	my ($name, @databases) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+
+	$node->init;
+	$node->start;
+	$node->safe_psql('postgres', "CREATE DATABASE $_") foreach @databases;
 	return $node;
 }
 

@@ -38,10 +38,7 @@ my @tables = (
 );
 
 my $src = new_source_cluster('source');
-my $dst = PostgreSQL::Test::Cluster->new('destination');
-$dst->init;
-$dst->start;
-$dst->safe_psql('postgres', 'CREATE DATABASE dst');
+my $dst = new_destination_cluster('destination', 'dst');
 
 my @src_conn = ('-h', $src->host, '-p', $src->port);
 $src->command_ok([ 'pgbench', '-i', '-s', '10', '-q', @src_conn, 'postgres' ],

@@ -31,10 +31,7 @@ require_ship();
 my $dir = PostgreSQL::Test::Utils::tempdir;
 
 my $src = new_source_cluster('source');
-my $dst = PostgreSQL::Test::Cluster->new('destination');
-$dst->init;
-$dst->start;
-$dst->safe_psql('postgres', 'CREATE DATABASE dst');
+my $dst = new_destination_cluster('destination', 'dst');
 
 $src->safe_psql(
 	'postgres', q{

@@ -26,10 +26,7 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 my $updates = 3000;
 
 my $src = new_source_cluster('source');
-my $dst = PostgreSQL::Test::Cluster->new('destination');
-$dst->init;
-$dst->start;
-$dst->safe_psql('postgres', 'CREATE DATABASE dst');
+my $dst = new_destination_cluster('destination', 'dst');
 
 $src->safe_psql(
 	'postgres', q{
