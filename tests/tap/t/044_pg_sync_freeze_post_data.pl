@@ -174,6 +174,50 @@ foreach my $run ([ 'fz', 'dst', {} ], [ 'fzp', 'dst3', { PG_DTS_NO_EARLY_INDEXES
 		"$name: dts.schema_sync_state: post-data and pre-data recorded, no per-entry rows left");
 }
 
+# ---- task fzk: kill -9 while a table is copied by TRUNCATE + COPY FREEZE
+# (throttled so that the copy takes seconds), then a restart: the
+# interrupted table is copied again whole, nothing is lost or doubled, and
+# every row is frozen ----
+$dst->safe_psql('postgres', 'CREATE DATABASE dst5');
+$task = write_task(
+	"$dir/fzk.json",
+	{
+		name => 'fzk',
+		source => { conninfo => $src->connstr('postgres') },
+		sink => { type => 'pg', conninfo => $dst->connstr('dst5') },
+		objects => { app => {} },
+		sync => [ 'schema', 'full' ],
+		throttle => { rows_per_second => 3000 },
+		heartbeat_interval => 0,
+	});
+my $fzk = start_ship(name => 'fzk_run1', args => [ '--task', $task, '--start', '-v' ]);
+wait_for(
+	sub {
+		die "pg_dts_ship fzk exited early:\n" . ship_log($fzk) unless ship_running($fzk);
+		$dst->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst5' "
+			  . "AND query LIKE '%COPY %FREEZE)%' AND state = 'active'") > 0;
+	},
+	60,
+	'a TRUNCATE + COPY FREEZE in progress on dst5');
+is(kill_ship($fzk), 137, 'fzk: pg_dts_ship killed with SIGKILL during a COPY FREEZE');
+cmp_ok(
+	$dst->safe_psql('dst5', 'SELECT count(*) FROM dts.full_sync_progress WHERE NOT done'),
+	'>', 0, 'fzk: the kill came before every table was copied');
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+is($rc, 0, 'fzk: the run after the kill exits 0') or diag $err;
+foreach my $t (qw(parent child grandchild kept))
+{
+	is( $dst->safe_psql('dst5', "SELECT count(*) || ' ' || count(DISTINCT id) FROM app.$t"),
+		$src->safe_psql('postgres', "SELECT count(*) || ' ' || count(DISTINCT id) FROM app.$t"),
+		"fzk: app.$t: every row once after the kill and restart");
+}
+$dst->safe_psql('dst5', 'CREATE EXTENSION pageinspect');
+is( $dst->safe_psql('dst5', sprintf($frozen_sql, 'app.child')),
+	$src->safe_psql('postgres', 'SELECT count(*) FROM app.child') . ' 0',
+	'fzk: app.child: every tuple frozen after the restart');
+
 # ---- task fzs: a logical slot in the destination database (say, the
 # reverse task of a two-way sync) turns TRUNCATE + FREEZE off: the copy has
 # no replication origin, so a TRUNCATE decoded there would empty the table
