@@ -82,6 +82,7 @@ our @EXPORT = qw(
   slot_exists
   wait_slot_confirmed
   wait_slot_inactive
+  slot_streaming
   write_file
   regress_sql
 );
@@ -635,6 +636,28 @@ sub wait_slot_inactive
 		$timeout,
 		"slot $slot to become inactive");
 	return;
+}
+
+=pod
+
+=item slot_streaming(node, slot)
+
+True when a walsender streams from SLOT (START_REPLICATION: state catchup or
+streaming).  "active" alone is not enough for tasks with a full sync: the
+connection that creates the slot and exports its snapshot holds it during
+the initial sync, long before streaming starts.
+
+=cut
+
+sub slot_streaming
+{
+	my ($node, $slot) = @_;
+	my $q = quote_literal($slot);
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_replication_slots s "
+		  . "JOIN pg_stat_replication r ON r.pid = s.active_pid "
+		  . "WHERE s.slot_name = $q AND r.state IN ('catchup', 'streaming')")
+	  eq '1';
 }
 
 =pod

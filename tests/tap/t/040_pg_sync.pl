@@ -100,9 +100,7 @@ wait_for(
 			"SELECT count(*) FROM dts.schema_sync_state "
 			  . "WHERE task = 'pgb' AND section = 'post-data'");
 		$rc == 0 && $post eq '1'
-		  && $src->safe_psql('postgres',
-			"SELECT count(*) FROM pg_replication_slots "
-			  . "WHERE slot_name = '$slot' AND active") eq '1';
+		  && slot_streaming($src, $slot);
 	},
 	180,
 	'pg_dts_ship to finish the initial sync and stream from the slot');

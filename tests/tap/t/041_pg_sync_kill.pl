@@ -142,9 +142,7 @@ sub wait_streaming
 				"SELECT count(*) FROM dts.schema_sync_state "
 				  . "WHERE task = '$t->{name}' AND section = 'post-data'");
 			defined $post && $post eq '1'
-			  && $src->safe_psql('postgres',
-				"SELECT count(*) FROM pg_replication_slots "
-				  . "WHERE slot_name = '$t->{slot}' AND active") eq '1';
+			  && slot_streaming($src, $t->{slot});
 		},
 		$timeout,
 		"pg_dts_ship $t->{name} run $t->{run} to stream from $t->{slot}");
@@ -304,9 +302,7 @@ sub restart_kinc
 	wait_for(
 		sub {
 			!ship_running($t->{ship})
-			  || $src->safe_psql('postgres',
-				"SELECT count(*) FROM pg_replication_slots "
-				  . "WHERE slot_name = '$t->{slot}' AND active") eq '1';
+			  || slot_streaming($src, $t->{slot});
 		},
 		120,
 		"pg_dts_ship kinc run $t->{run} to stream or exit");

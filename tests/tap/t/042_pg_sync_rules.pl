@@ -71,9 +71,7 @@ sub wait_streaming
 		sub {
 			die "pg_dts_ship for $slot exited:\n" . ship_log($ship)
 			  unless ship_running($ship);
-			$src->safe_psql('postgres',
-				"SELECT count(*) FROM pg_replication_slots "
-				  . "WHERE slot_name = '$slot' AND active") eq '1';
+			slot_streaming($src, $slot);
 		},
 		120,
 		"pg_dts_ship to finish the initial sync and stream from $slot");

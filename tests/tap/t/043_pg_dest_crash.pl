@@ -58,9 +58,7 @@ wait_for(
 			"SELECT count(*) FROM dts.schema_sync_state "
 			  . "WHERE task = 'crash' AND section = 'post-data'");
 		$rc == 0 && $post eq '1'
-		  && $src->safe_psql('postgres',
-			"SELECT count(*) FROM pg_replication_slots "
-			  . "WHERE slot_name = 'dts_sync_crash' AND active") eq '1';
+		  && slot_streaming($src, 'dts_sync_crash');
 	},
 	120,
 	'pg_dts_ship to finish the initial sync and stream');
