@@ -102,14 +102,7 @@ write_entry(DtsWriteBuf *out, JEntry entry, const char *base, uint32 offset,
 			write_string(out, base + offset, len);
 			break;
 		case JENTRY_ISNUMERIC:
-			{
-				char	   *num;
-
-				num = DatumGetCString(DirectFunctionCall1(numeric_out,
-														  PointerGetDatum(base + INTALIGN(offset))));
-				dts_put_raw(out, num, strlen(num));
-				pfree(num);
-			}
+			pg_dts_append_numeric_text(out, PointerGetDatum(base + INTALIGN(offset)));
 			break;
 		case JENTRY_ISBOOL_TRUE:
 			dts_put_raw(out, "true", 4);
