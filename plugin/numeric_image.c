@@ -170,13 +170,25 @@ text_length(const NumericParts *n)
 	return len;
 }
 
+/* "00" .. "99" */
+static const char two_digits[201] =
+"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+"8081828384858687888990919293949596979899";
+
+/* Writes the four decimal digits of a base-10000 digit. */
+static inline char *
+put_group(char *out, int d)
+{
+	memcpy(out, two_digits + 2 * (d / 100), 2);
+	memcpy(out + 2, two_digits + 2 * (d % 100), 2);
+	return out + 4;
+}
+
 /* Writes the text of a finite value; out has room for text_length(). */
 static void
 write_text(const NumericParts *n, char *out)
 {
-	static const int pow10[4] = {1000, 100, 10, 1};
-	int			place;
-
 	if (n->sign == NUMERIC_NEG)
 		*out++ = '-';
 	if (n->weight < 0)
@@ -184,28 +196,30 @@ write_text(const NumericParts *n, char *out)
 	else
 	{
 		int			first = digit_at(n, 0);
-		int			k = first >= 1000 ? 0 : first >= 100 ? 1 : first >= 10 ? 2 : 3;
+		char		group[4];
+		int			skip = first >= 1000 ? 0 : first >= 100 ? 1 : first >= 10 ? 2 : 3;
 
-		for (; k < 4; k++)
-			*out++ = '0' + (first / pow10[k]) % 10;
-		for (place = 1; place <= n->weight; place++)
-		{
-			int			d = digit_at(n, place);
-
-			for (k = 0; k < 4; k++)
-				*out++ = '0' + (d / pow10[k]) % 10;
-		}
+		/* the first digit without its leading zeros */
+		put_group(group, first);
+		memcpy(out, group + skip, 4 - skip);
+		out += 4 - skip;
+		for (int place = 1; place <= n->weight; place++)
+			out = put_group(out, digit_at(n, place));
 	}
 	if (n->dscale > 0)
 	{
-		*out++ = '.';
-		place = n->weight + 1;
-		for (int i = 0; i < n->dscale; place++)
-		{
-			int			d = digit_at(n, place);
+		int			place = n->weight + 1;
+		int			left = n->dscale;
 
-			for (int k = 0; k < 4 && i < n->dscale; k++, i++)
-				*out++ = '0' + (d / pow10[k]) % 10;
+		*out++ = '.';
+		for (; left >= 4; left -= 4)
+			out = put_group(out, digit_at(n, place++));
+		if (left > 0)
+		{
+			char		group[4];
+
+			put_group(group, digit_at(n, place));
+			memcpy(out, group, left);
 		}
 	}
 }

@@ -158,7 +158,6 @@ typedef struct PgDtsData
 	PgDtsOptions opts;
 	MemoryContext change_context;	/* reset after every change */
 	DtsWriteBuf buf;			/* the message being assembled */
-	DtsWriteBuf scratch;		/* a value whose length must precede it */
 	DtsWriteBuf jsonb_copy;		/* an aligned copy of a jsonb container */
 	PgDtsDayText timestamp_text;	/* the last timestamp's day */
 	PgDtsDayText timestamptz_text;	/* the last timestamptz's day */
