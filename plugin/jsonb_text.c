@@ -6,6 +6,7 @@
  * jsonb_out() and jsonb_send() go through JsonbToCString(), whose iterator
  * allocates per level and per scalar and escapes one character at a time;
  * on a table with a jsonb column that was a third of the plugin's time.
+ * Numbers inside are printed by numeric_image.c, also without fmgr.
  * This walks the on-disk container directly and produces exactly the text
  * jsonb_out() produces ("{"a": 1, "b": [true, null]}"), so that the value
  * is still the type's text form (or, with the version byte in front, its
@@ -20,7 +21,6 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
 
 #include "pg_dts.h"
 
@@ -102,14 +102,7 @@ write_entry(DtsWriteBuf *out, JEntry entry, const char *base, uint32 offset,
 			write_string(out, base + offset, len);
 			break;
 		case JENTRY_ISNUMERIC:
-			{
-				char	   *num;
-
-				num = DatumGetCString(DirectFunctionCall1(numeric_out,
-														  PointerGetDatum(base + INTALIGN(offset))));
-				dts_put_raw(out, num, strlen(num));
-				pfree(num);
-			}
+			pg_dts_append_numeric_text(out, PointerGetDatum(base + INTALIGN(offset)));
 			break;
 		case JENTRY_ISBOOL_TRUE:
 			dts_put_raw(out, "true", 4);
@@ -189,8 +182,9 @@ write_container(DtsWriteBuf *out, const char *container)
 /*
  * Writes a jsonb datum as a frame string: its text, or with send_image the
  * jsonb_send() image (version byte, then the text).  The container is read
- * from an aligned copy in data->jsonb_copy; the text is built in
- * data->scratch, because its length must precede it.
+ * from an aligned copy in data->jsonb_copy.  The text goes straight into
+ * the message behind a one-byte length, moved up in the rare case that its
+ * length needs a longer varint.
  */
 void
 pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image)
@@ -198,13 +192,33 @@ pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image)
 	struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
 	size_t		size = VARSIZE_ANY_EXHDR(v);
 	DtsWriteBuf *copy = &data->jsonb_copy;
-	DtsWriteBuf *text = &data->scratch;
+	DtsWriteBuf *out = &data->buf;
+	size_t		at;
+	size_t		len;
 
 	copy->len = 0;
 	dts_put_raw(copy, VARDATA_ANY(v), size);
-	text->len = 0;
+	at = out->len;
+	dts_put_byte(out, 0);
 	if (send_image)
-		dts_put_byte(text, JSONB_SEND_VERSION);
-	write_container(text, (const char *) copy->data);
-	dts_put_string(&data->buf, text->data, text->len);
+		dts_put_byte(out, JSONB_SEND_VERSION);
+	write_container(out, (const char *) copy->data);
+	len = out->len - at - 1;
+	if (len < 0x80)
+		out->data[at] = (uint8_t) len;
+	else
+	{
+		DtsWriteBuf varint;
+		uint8_t		bytes[DTS_VARINT_MAX_BYTES];
+
+		varint.data = bytes;
+		varint.len = 0;
+		varint.cap = sizeof(bytes);
+		varint.realloc_fn = NULL;
+		dts_put_varint(&varint, len);
+		dts_reserve(out, varint.len - 1);
+		memmove(out->data + at + varint.len, out->data + at + 1, len);
+		memcpy(out->data + at, bytes, varint.len);
+		out->len += varint.len - 1;
+	}
 }

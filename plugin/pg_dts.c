@@ -205,7 +205,6 @@ pg_dts_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 	data->buf.data = palloc(data->buf.cap);
 	data->buf.realloc_fn = dts_repalloc;
 	dts_message_start(&data->buf);
-	init_scratch(&data->scratch, 1024);
 	init_scratch(&data->jsonb_copy, 1024);
 
 	ctx->output_plugin_private = data;

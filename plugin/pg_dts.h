@@ -13,8 +13,10 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "pgtime.h"
 #include "replication/logical.h"
 #include "utils/rel.h"
 
@@ -85,6 +87,9 @@ typedef enum PgDtsValuePath
 	PATH_TEXT_INT4,
 	PATH_TEXT_INT8,
 	PATH_TEXT_BOOL,
+	PATH_TEXT_NUMERIC,			/* numeric_out text without fmgr */
+	PATH_TEXT_TIMESTAMP,		/* timestamp_out text, see datetime_text.c */
+	PATH_TEXT_TIMESTAMPTZ,		/* timestamptz_out text, likewise */
 	PATH_SEND,					/* typsend through fmgr */
 	PATH_OUTPUT					/* typoutput through fmgr */
 } PgDtsValuePath;
@@ -98,8 +103,26 @@ typedef struct PgDtsColumn
 	bool		key;
 	char		encoding;		/* DtsValueEncoding */
 	PgDtsValuePath path;
-	FmgrInfo	func;			/* typsend / typoutput for the fmgr paths */
+	FmgrInfo	func;			/* typsend / typoutput for the fmgr paths,
+								 * and for what the timestamp paths leave */
 } PgDtsColumn;
+
+/*
+ * The text of the last timestamp(tz) day printed (datetime_text.c): every
+ * value in [lo, hi) is prefix, its time of day, suffix.
+ */
+typedef struct PgDtsDayText
+{
+	bool		valid;
+	pg_tz	   *zone;			/* timestamptz: the session zone it is for */
+	TimestampTz lo;
+	TimestampTz hi;
+	int64		lo_tod;			/* local time of day at lo, µs */
+	int			prefix_len;
+	int			suffix_len;
+	char		prefix[32];		/* "2024-06-30 " */
+	char		suffix[32];		/* "+02", "+05:30 BC", or "" */
+} PgDtsDayText;
 
 /* A table rule's row filter, prepared for its table (rowfilter.c). */
 typedef struct PgDtsRowFilter PgDtsRowFilter;
@@ -135,8 +158,9 @@ typedef struct PgDtsData
 	PgDtsOptions opts;
 	MemoryContext change_context;	/* reset after every change */
 	DtsWriteBuf buf;			/* the message being assembled */
-	DtsWriteBuf scratch;		/* a value whose length must precede it */
 	DtsWriteBuf jsonb_copy;		/* an aligned copy of a jsonb container */
+	PgDtsDayText timestamp_text;	/* the last timestamp's day */
+	PgDtsDayText timestamptz_text;	/* the last timestamptz's day */
 	bool		begin_pending;	/* a BEGIN is owed before the next change */
 	bool		in_stream;		/* between stream_start and stream_stop */
 	TransactionId stream_xid;	/* toplevel xid of the current stream block */
@@ -153,11 +177,18 @@ extern const PgDtsTableRule *pg_dts_find_table_rule(const PgDtsOptions *opts,
 													const char *schema,
 													const char *table);
 
+/* datetime_text.c */
+extern void pg_dts_put_timestamp_text(DtsWriteBuf *buf, PgDtsDayText *cache,
+									  PgDtsColumn *col, Datum value,
+									  bool with_zone);
+
 /* jsonb_text.c */
 extern void pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image);
 
 /* numeric_image.c */
 extern void pg_dts_put_numeric_image(DtsWriteBuf *buf, Datum value);
+extern void pg_dts_put_numeric_text(DtsWriteBuf *buf, Datum value);
+extern void pg_dts_append_numeric_text(DtsWriteBuf *buf, Datum value);
 
 /* relcache.c */
 extern void pg_dts_relcache_init(void);

@@ -35,6 +35,13 @@
 static HTAB *RelEntries = NULL;
 static bool callbacks_registered = false;
 
+/*
+ * The entry of the last change's relation: changes come in runs of one
+ * table, and the hash lookup was 1% of the walsender.  Entries never move
+ * (nothing is removed from RelEntries before it is destroyed).
+ */
+static PgDtsRelEntry *LastEntry = NULL;
+
 static void
 invalidate_relation(Datum arg, Oid relid)
 {
@@ -105,6 +112,7 @@ pg_dts_relcache_reset(void)
 	}
 	hash_destroy(RelEntries);
 	RelEntries = NULL;
+	LastEntry = NULL;
 }
 
 /*
@@ -237,11 +245,20 @@ choose_value_path(PgDtsColumn *col, bool binary)
 		case JSONBOID:
 			col->path = PATH_JSONB_TEXT;
 			return;
+		case NUMERICOID:
+			col->path = PATH_TEXT_NUMERIC;
+			return;
+		case TIMESTAMPOID:
+			col->path = PATH_TEXT_TIMESTAMP;
+			break;
+		case TIMESTAMPTZOID:
+			col->path = PATH_TEXT_TIMESTAMPTZ;
+			break;
 		default:
+			col->path = PATH_OUTPUT;
 			break;
 	}
 	getTypeOutputInfo(col->typoid, &func, &isvarlena);
-	col->path = PATH_OUTPUT;
 	fmgr_info_cxt(func, &col->func, CurrentMemoryContext);
 }
 
@@ -341,6 +358,8 @@ pg_dts_get_relentry(PgDtsData *data, Relation rel)
 	PgDtsRelEntry *entry;
 	bool		found;
 
+	if (LastEntry != NULL && LastEntry->relid == relid && LastEntry->valid)
+		return LastEntry;
 	entry = hash_search(RelEntries, &relid, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -350,6 +369,7 @@ pg_dts_get_relentry(PgDtsData *data, Relation rel)
 	}
 	if (!entry->valid)
 		build_entry(data, entry, rel);
+	LastEntry = entry;
 	return entry;
 }
 
@@ -473,6 +493,17 @@ put_value(PgDtsData *data, PgDtsColumn *col, Datum value)
 			break;
 		case PATH_TEXT_BOOL:
 			dts_put_string(buf, DatumGetBool(value) ? "t" : "f", 1);
+			break;
+		case PATH_TEXT_NUMERIC:
+			pg_dts_put_numeric_text(buf, value);
+			break;
+		case PATH_TEXT_TIMESTAMP:
+			pg_dts_put_timestamp_text(buf, &data->timestamp_text, col, value,
+									  false);
+			break;
+		case PATH_TEXT_TIMESTAMPTZ:
+			pg_dts_put_timestamp_text(buf, &data->timestamptz_text, col,
+									  value, true);
 			break;
 		case PATH_SEND:
 			{
