@@ -137,6 +137,21 @@ cleanup:
 }
 
 /*
+ * A connection count of the task's "parallel" object if it sets it, else
+ * the measurement knob env (bench/fullsync/profile.sh) if it holds a
+ * positive number, else 0 (the phase's default)
+ */
+static int
+parallel_setting(int task_value, const char *env)
+{
+	const char *v = getenv(env);
+
+	if (task_value > 0)
+		return task_value;
+	return v && atoi(v) > 0 ? atoi(v) : 0;
+}
+
+/*
  * Exports a snapshot for the full sync: creates the slot with EXPORT on
  * the replication connection repl, or, when the slot exists already (an
  * interrupted run), exports one from the plain connection plain in a
@@ -219,6 +234,8 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 
 	dts_schema_sync_options_init(&sopts);
 	sopts.snapshot = snapshot;
+	sopts.post_data_jobs = parallel_setting(task->post_data_jobs,
+											"PG_DTS_POST_DATA_JOBS");
 	phase_start = dts_now_us();
 	if (schema && dts_schema_sync(task, params->conninfo, dst_conninfo,
 								  &sopts, &err) != 0)
@@ -232,9 +249,10 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 	if (full)
 	{
 		dts_full_sync_options_init(&fopts);
-		if (getenv("PG_DTS_FULL_SYNC_WORKERS") &&
-			atoi(getenv("PG_DTS_FULL_SYNC_WORKERS")) > 0)
-			fopts.workers = atoi(getenv("PG_DTS_FULL_SYNC_WORKERS"));
+		if (parallel_setting(task->full_sync_workers,
+							 "PG_DTS_FULL_SYNC_WORKERS") > 0)
+			fopts.workers = parallel_setting(task->full_sync_workers,
+											 "PG_DTS_FULL_SYNC_WORKERS");
 		fopts.progress = stderr;
 		fopts.stop = stop;
 		/* each table's indexes as soon as it is copied (schema_sync.h) */

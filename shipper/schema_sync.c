@@ -2252,14 +2252,13 @@ run_post_parallel(PostData *pd, int jobs, DtsError *err)
 	return 0;
 }
 
-/* How many connections build post-data's indexes at once */
+/*
+ * How many connections build post-data's indexes at once (the caller
+ * applies the task's "parallel.post_data_jobs" or PG_DTS_POST_DATA_JOBS)
+ */
 static int
 post_data_jobs(const SchemaSync *ss)
 {
-	const char *env = getenv("PG_DTS_POST_DATA_JOBS");
-
-	if (env && env[0])
-		return atoi(env) > 0 ? atoi(env) : 1;
 	return ss->opts->post_data_jobs > 0 ? ss->opts->post_data_jobs :
 		DTS_POST_DATA_JOBS_DEFAULT;
 }

@@ -45,6 +45,7 @@
 #define DTS_MAX_RETRY_MINUTES	10080	/* one week */
 #define DTS_MAX_ROWS_PER_S		1e9
 #define DTS_MAX_MB_PER_S		1e6
+#define DTS_MAX_PARALLEL		64	/* connections of one kind */
 
 /* The state of one load: where the task goes and where errors go */
 typedef struct TaskParser
@@ -65,7 +66,7 @@ typedef struct StrBuf
 
 static const char *const top_keys[] = {
 	"name", "source", "slot", "sink", "objects", "heartbeat_interval",
-	"status_interval", "retry", "throttle", "sync", NULL
+	"status_interval", "retry", "throttle", "parallel", "sync", NULL
 };
 static const char *const source_keys[] = {"conninfo", NULL};
 static const char *const file_sink_keys[] = {
@@ -83,6 +84,9 @@ static const char *const retry_keys[] = {
 };
 static const char *const throttle_keys[] = {
 	"rows_per_second", "mb_per_second", NULL
+};
+static const char *const parallel_keys[] = {
+	"full_sync_workers", "post_data_jobs", NULL
 };
 
 static const char *const dml_words[] = {
@@ -613,7 +617,7 @@ parse_sink(TaskParser *p, json_t *v)
 }
 
 /* ----------------------------------------------------------------
- *		Timing, retry, throttling, phases
+ *		Timing, retry, throttling, parallelism, phases
  * ----------------------------------------------------------------
  */
 
@@ -655,6 +659,32 @@ parse_throttle(TaskParser *p, json_t *v)
 	if ((item = json_object_get(v, "mb_per_second")) != NULL &&
 		get_number(p, "throttle.mb_per_second", item, 0, DTS_MAX_MB_PER_S,
 				   false, "MB per second", &p->task->max_mb_per_s) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * "parallel": how many destination connections the full sync copies on
+ * and post-data builds indexes on, each 1..DTS_MAX_PARALLEL; left out =
+ * 0, the defaults of full_sync.h and schema_sync.h
+ */
+static int
+parse_parallel(TaskParser *p, json_t *v)
+{
+	json_t	   *item;
+
+	if (!json_is_object(v))
+		return parse_error(p, "parallel", "expected an object, got %s",
+						   json_kind(v));
+	if (check_keys(p, "parallel", v, parallel_keys) < 0)
+		return -1;
+	if ((item = json_object_get(v, "full_sync_workers")) != NULL &&
+		get_int(p, "parallel.full_sync_workers", item, 1, DTS_MAX_PARALLEL,
+				"workers", &p->task->full_sync_workers) < 0)
+		return -1;
+	if ((item = json_object_get(v, "post_data_jobs")) != NULL &&
+		get_int(p, "parallel.post_data_jobs", item, 1, DTS_MAX_PARALLEL,
+				"jobs", &p->task->post_data_jobs) < 0)
 		return -1;
 	return 0;
 }
@@ -1216,6 +1246,9 @@ parse_task(TaskParser *p, json_t *root)
 		return -1;
 	if ((item = json_object_get(root, "throttle")) != NULL &&
 		parse_throttle(p, item) < 0)
+		return -1;
+	if ((item = json_object_get(root, "parallel")) != NULL &&
+		parse_parallel(p, item) < 0)
 		return -1;
 	if ((item = json_object_get(root, "sync")) != NULL &&
 		parse_sync(p, item) < 0)

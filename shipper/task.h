@@ -110,6 +110,14 @@ typedef struct DtsTask
 	double		max_rows_per_s;
 	double		max_mb_per_s;
 
+	/*
+	 * "parallel": destination connections of the full sync's copy and of
+	 * post-data's index builds; 0 = not set (the defaults of full_sync.h
+	 * and schema_sync.h, or PG_DTS_FULL_SYNC_WORKERS / PG_DTS_POST_DATA_JOBS)
+	 */
+	int			full_sync_workers;
+	int			post_data_jobs;
+
 	/* phases, in order; default just DTS_SYNC_INCREMENTAL */
 	DtsSyncPhase sync[DTS_SYNC_MAX_PHASES];
 	int			nsync;
