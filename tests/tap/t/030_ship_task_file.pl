@@ -74,6 +74,31 @@ my @cases = (
 		qr/retry\.connection_minutes: -5 is out of range/
 	],
 	[
+		'full_sync_workers out of range',
+		qq({"name": "t1", "parallel": {"full_sync_workers": 0}}),
+		qr/parallel\.full_sync_workers: 0 is out of range; expected workers from 1 to 64/
+	],
+	[
+		'post_data_jobs out of range',
+		qq({"name": "t1", "parallel": {"post_data_jobs": 65}}),
+		qr/parallel\.post_data_jobs: 65 is out of range; expected jobs from 1 to 64/
+	],
+	[
+		'post_data_jobs not an integer',
+		qq({"name": "t1", "parallel": {"post_data_jobs": 2.5}}),
+		qr/parallel\.post_data_jobs: expected an integer number of jobs from 1 to 64, got 2\.5/
+	],
+	[
+		'full_sync_workers a string',
+		qq({"name": "t1", "parallel": {"full_sync_workers": "4"}}),
+		qr/parallel\.full_sync_workers: expected an integer number of workers from 1 to 64, got a string/
+	],
+	[
+		'unknown key of parallel',
+		qq({"name": "t1", "parallel": {"workers": 4}}),
+		qr/parallel\.workers: unknown key.*"full_sync_workers", "post_data_jobs"/
+	],
+	[
 		'objects selects nothing',
 		qq({"name": "t1", "objects": {}}),
 		qr/objects: selects nothing/
