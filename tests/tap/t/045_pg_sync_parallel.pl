@@ -100,7 +100,7 @@ sub backends
 	return scalar(keys %pids);
 }
 
-my $copy_re = qr/\bCOPY par\.\w+ .*FROM STDIN/s;
+my $copy_re = qr/\bCOPY "par"\."\w+" .*FROM STDIN/s;
 my $index_re = qr/CREATE INDEX s\d_slow|ADD CONSTRAINT (?:big|s)\d_pkey/;
 
 foreach my $run ([ 'a', 1, 1 ], [ 'b', 3, 2 ])
