@@ -54,6 +54,7 @@ static const char *full_example =
 "  \"status_interval\": 7,\n"
 "  \"retry\": {\"connection_minutes\": 60, \"other_minutes\": 5},\n"
 "  \"throttle\": {\"rows_per_second\": 5000, \"mb_per_second\": 1.5},\n"
+"  \"parallel\": {\"full_sync_workers\": 8, \"post_data_jobs\": 2},\n"
 "  \"sync\": [\"schema\", \"full\", \"incremental\"]\n"
 "}\n";
 
@@ -138,6 +139,8 @@ START_TEST(test_full_example)
 	ck_assert_int_eq(task.retry_other_minutes, 5);
 	ck_assert(task.max_rows_per_s == 5000);
 	ck_assert(task.max_mb_per_s == 1.5);
+	ck_assert_int_eq(task.full_sync_workers, 8);
+	ck_assert_int_eq(task.post_data_jobs, 2);
 	ck_assert_int_eq(task.nsync, 3);
 	ck_assert_int_eq(task.sync[0], DTS_SYNC_SCHEMA);
 	ck_assert_int_eq(task.sync[1], DTS_SYNC_FULL);
@@ -200,6 +203,9 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(task.retry_connect_minutes, 720);
 	ck_assert_int_eq(task.retry_other_minutes, 10);
 	ck_assert(task.max_rows_per_s == 0 && task.max_mb_per_s == 0);
+	/* 0 = not set: the phases' own defaults */
+	ck_assert_int_eq(task.full_sync_workers, 0);
+	ck_assert_int_eq(task.post_data_jobs, 0);
 	ck_assert_int_eq(task.nsync, 1);
 	ck_assert_int_eq(task.sync[0], DTS_SYNC_INCREMENTAL);
 	ck_assert(dts_task_has_phase(&task, DTS_SYNC_INCREMENTAL));
@@ -363,6 +369,9 @@ START_TEST(test_unknown_keys)
 			   "sink.fsync: unknown key", NULL);
 	load_fails(with_name("\"retry\": {\"connection\": 1}"),
 			   "retry.connection: unknown key", NULL);
+	load_fails(with_name("\"parallel\": {\"workers\": 4}"),
+			   "parallel.workers: unknown key; expected one of \"full_sync_workers\", \"post_data_jobs\"",
+			   NULL);
 	load_fails(with_name("\"objects\": {\"s\": {\"tables\": {\"t\": {\"columns\": {\"c\": {\"rename\": \"d\"}}}}}}"),
 			   "objects.s.tables.t.columns.c.rename: unknown key (did you mean \"name\"?)",
 			   NULL);
@@ -397,6 +406,11 @@ START_TEST(test_wrong_types)
 			   NULL);
 	load_fails(with_name("\"retry\": 5"), "retry: expected an object, got a number",
 			   NULL);
+	load_fails(with_name("\"parallel\": 4"),
+			   "parallel: expected an object, got a number", NULL);
+	load_fails(with_name("\"parallel\": {\"full_sync_workers\": \"4\"}"),
+			   "parallel.full_sync_workers: expected an integer number of workers from 1 to 64, got a string",
+			   NULL);
 	load_fails(with_name("\"sync\": \"full\""),
 			   "sync: expected a non-empty array", NULL);
 }
@@ -416,6 +430,15 @@ START_TEST(test_out_of_range)
 			   NULL);
 	load_fails(with_name("\"throttle\": {\"mb_per_second\": -0.5}"),
 			   "throttle.mb_per_second: -0.5 is out of range", NULL);
+	load_fails(with_name("\"parallel\": {\"full_sync_workers\": 0}"),
+			   "parallel.full_sync_workers: 0 is out of range; expected workers from 1 to 64",
+			   NULL);
+	load_fails(with_name("\"parallel\": {\"post_data_jobs\": 65}"),
+			   "parallel.post_data_jobs: 65 is out of range; expected jobs from 1 to 64",
+			   NULL);
+	load_fails(with_name("\"parallel\": {\"post_data_jobs\": 1.5}"),
+			   "parallel.post_data_jobs: expected an integer number of jobs from 1 to 64, got 1.5",
+			   NULL);
 }
 END_TEST
 
