@@ -248,11 +248,12 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 					 (dts_now_us() - phase_start) / 1e6);
 	if (full)
 	{
+		int			workers = parallel_setting(task->full_sync_workers,
+											   "PG_DTS_FULL_SYNC_WORKERS");
+
 		dts_full_sync_options_init(&fopts);
-		if (parallel_setting(task->full_sync_workers,
-							 "PG_DTS_FULL_SYNC_WORKERS") > 0)
-			fopts.workers = parallel_setting(task->full_sync_workers,
-											 "PG_DTS_FULL_SYNC_WORKERS");
+		if (workers > 0)
+			fopts.workers = workers;
 		fopts.progress = stderr;
 		fopts.stop = stop;
 		/* each table's indexes as soon as it is copied (schema_sync.h) */
