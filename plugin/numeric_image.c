@@ -225,11 +225,12 @@ write_text(const NumericParts *n, char *out)
 }
 
 /*
- * Appends numeric_out()'s text of a numeric varlena to buf, unprefixed (for
- * the jsonb writer).  No fmgr, no NumericVar: the digits are read in place.
+ * Writes numeric_out()'s text of a numeric varlena to buf, as a frame
+ * string (length_prefixed) or bare.  No fmgr, no NumericVar: the digits are
+ * read in place.
  */
-void
-pg_dts_append_numeric_text(DtsWriteBuf *buf, Datum value)
+static void
+write_numeric_text(DtsWriteBuf *buf, Datum value, bool length_prefixed)
 {
 	NumericParts n;
 	const char *word;
@@ -238,32 +239,30 @@ pg_dts_append_numeric_text(DtsWriteBuf *buf, Datum value)
 	read_numeric(value, &n);
 	if ((word = special_text(&n)) != NULL)
 	{
-		dts_put_raw(buf, word, strlen(word));
+		if (length_prefixed)
+			dts_put_string(buf, word, strlen(word));
+		else
+			dts_put_raw(buf, word, strlen(word));
 		return;
 	}
 	len = text_length(&n);
+	if (length_prefixed)
+		dts_put_varint(buf, len);
 	dts_reserve(buf, len);
 	write_text(&n, (char *) buf->data + buf->len);
 	buf->len += len;
+}
+
+/* Appends the text of a numeric to buf, unprefixed (for the jsonb writer). */
+void
+pg_dts_append_numeric_text(DtsWriteBuf *buf, Datum value)
+{
+	write_numeric_text(buf, value, false);
 }
 
 /* Writes numeric_out()'s text of value as a frame string. */
 void
 pg_dts_put_numeric_text(DtsWriteBuf *buf, Datum value)
 {
-	NumericParts n;
-	const char *word;
-	size_t		len;
-
-	read_numeric(value, &n);
-	if ((word = special_text(&n)) != NULL)
-	{
-		dts_put_string(buf, word, strlen(word));
-		return;
-	}
-	len = text_length(&n);
-	dts_put_varint(buf, len);
-	dts_reserve(buf, len);
-	write_text(&n, (char *) buf->data + buf->len);
-	buf->len += len;
+	write_numeric_text(buf, value, true);
 }
