@@ -237,4 +237,5 @@ bench: deps-bench
 	PG_CONFIG=$(PG_CONFIG) bench/ship/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/pgsync/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/kafka/run.sh
+	PG_CONFIG=$(PG_CONFIG) BENCH_HOST=127.0.0.1 BENCH_RESULTS=bench/kafka/results_tcp.md bench/kafka/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/fullsync/run.sh

@@ -32,6 +32,7 @@
 #	BENCH_DELETES=100000	rows deleted
 #	BENCH_BATCH=10000		rows per transaction
 #	BENCH_RESULTS=bench/kafka/results.md
+#	BENCH_HOST=<socket dir>	host both contenders connect to (127.0.0.1: TCP)
 #
 set -euo pipefail
 
@@ -100,7 +101,9 @@ end=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 until [ "$(pgc_psql -Atc "SELECT pg_current_wal_flush_lsn() >= '$end'")" = t ]; do sleep 0.05; done
 
 printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_dts", "format": "avro", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task.json"
-conninfo="host=$PGC_SOCK port=$PGC_PORT dbname=postgres user=postgres"
+# Both contenders connect the same way: the unix socket by default, or
+# BENCH_HOST (e.g. 127.0.0.1: TCP on loopback, as a shipper on another host would)
+conninfo="host=${BENCH_HOST:-$PGC_SOCK} port=$PGC_PORT dbname=postgres user=postgres"
 
 rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 # count_msgs TOPIC: messages written to TOPIC, the sum of its 6 partitions'
@@ -145,7 +148,7 @@ w2j_msgs=$(count_msgs bench_w2j)
 python3 - "$RESULTS" "$CHANGES" "$t0" "$t1" "$t2" "$t3" "$dts_msgs" "$w2j_msgs" \
 	"$(rss_of "$work/dts.time")" "$(rss_of "$work/recv.time")" "$(rss_of "$work/kcat.time")" \
 	"$ROWS" "$UPDATES" "$DELETES" "$BATCH" "$t4" "$t5" "$sp_msgs" "$(rss_of "$work/sp.time")" <<'PY'
-import datetime, platform, subprocess, sys
+import datetime, os, platform, subprocess, sys
 (out, changes, t0, t1, t2, t3, dmsgs, wmsgs, drss, rrss, krss,
  rows, upd, dels, batch, t4, t5, smsgs, srss) = sys.argv[1:]
 changes = int(changes)
@@ -175,6 +178,7 @@ with open(out, "w") as f:
     f.write("Produced by `bench/kafka/run.sh`; see bench/README.md (\"kafka\").\n\n")
     f.write("- run: %s UTC, pg_dts %s\n" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), rev))
     f.write("- CPU: %s, %s CPUs; Kafka: librdkafka mock cluster, 3 brokers, 6 partitions\n" % (cpu, ncpu))
+    f.write("- connection: %s\n" % (os.environ.get("BENCH_HOST") and "TCP to " + os.environ["BENCH_HOST"] or "unix socket"))
     f.write("- workload: %s inserts, %s updates, %s deletes = %d changes, %s rows per transaction\n\n" % (rows, upd, dels, changes, batch))
     f.write("| contender | seconds | changes/s | messages | max RSS |\n|---|---:|---:|---:|---:|\n")
     for name, s, r, m, rss in rows_md:
