@@ -178,9 +178,10 @@ constant_offset_span(TimestampTz t, fsec_t fsec, int64 tod, long int gmtoff,
 }
 
 /*
- * Prints t as timestamp_out() / timestamptz_out() would into buf, and
- * makes it the cache's pattern when it can be one; false for a value those
- * functions handle otherwise (infinities, out of range).
+ * Prints t as timestamp_out() / timestamptz_out() would into buf and
+ * returns the text's length, making it the cache's pattern when it can be
+ * one; -1 for a value those functions handle otherwise (infinities, out of
+ * range), which the caller hands to the output function.
  */
 static int
 print_and_cache(PgDtsDayText *cache, TimestampTz t, bool with_zone,
