@@ -7,8 +7,8 @@
 #	  same run, into the same mock cluster.
 #
 # One throw-away cluster (tools/pgcluster.sh) and one librdkafka mock
-# cluster (build/mock_broker, 3 brokers).  Both slots are created before
-# the workload, so both contenders ship exactly the same changes:
+# cluster (build/mock_broker, 3 brokers).  All slots are created before
+# the workload, so every contender ships exactly the same changes:
 #
 #	pg_dts		pg_dts_ship --task (Kafka sink) --start -E END: the slot read over
 #				the replication protocol (format text),
@@ -18,6 +18,14 @@
 #	wal2json	pg_recvlogical -P wal2json -o format-version=2 -E END -f - |
 #				kcat -P -z lz4 (one message per line: one per change, plus
 #				a begin and a commit line per transaction)
+#	floor		pg_recvlogical -P pgoutput -o publication_names=bench_none
+#				-E END -f /dev/null, first and last: the walsender reads and
+#				decodes the same WAL and replays every transaction, but the
+#				publication has no table, so nothing is formatted or sent.
+#				Not a contender: about the least time any consumer of this
+#				walsender needs (its per-record work, which both contenders
+#				pay alike), so pipeline / floor is about the highest ratio
+#				the run allows.
 #
 # Each is timed from start to exit (all messages delivered: kcat and the
 # sink both flush before exiting); memory is the maximum RSS from
@@ -73,11 +81,14 @@ B=$(head -1 "$work/bootstrap")
 
 pgc_psql -o /dev/null <<'SQL'
 CREATE EXTENSION pg_dts;
+CREATE PUBLICATION bench_none;
 CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c timestamptz,
 	d numeric(12,2), e jsonb);
 SELECT 1 FROM pg_create_logical_replication_slot('bench_dts', 'pg_dts');
 SELECT 1 FROM pg_create_logical_replication_slot('bench_sp', 'pg_dts');
 SELECT 1 FROM pg_create_logical_replication_slot('bench_w2j', 'wal2json');
+SELECT 1 FROM pg_create_logical_replication_slot('bench_floor1', 'pgoutput');
+SELECT 1 FROM pg_create_logical_replication_slot('bench_floor2', 'pgoutput');
 SQL
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes ($CHANGES changes), $BATCH rows per transaction"
 {
@@ -119,6 +130,21 @@ count_msgs()
 	echo "$total"
 }
 
+# floor_run SLOT: the walsender's floor (see above) on SLOT, timed into floor_s
+floor_s=()
+floor_run()
+{
+	local a b
+
+	echo "bench: the walsender's floor (pgoutput, a publication without tables)"
+	a=$(date +%s.%N)
+	pg_recvlogical -d "$conninfo" -S "$1" --start -E "$end" \
+		-o proto_version=1 -o publication_names=bench_none -f /dev/null
+	b=$(date +%s.%N)
+	floor_s+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')")
+}
+floor_run bench_floor1
+
 echo "bench: pg_dts Kafka sink (DTS Avro)"
 t0=$(date +%s.%N)
 /usr/bin/time -v -o "$work/dts.time" "$ship" -d "$conninfo" \
@@ -145,12 +171,15 @@ t2=$(date +%s.%N)
 t3=$(date +%s.%N)
 w2j_msgs=$(count_msgs bench_w2j)
 
+floor_run bench_floor2
+
 python3 - "$RESULTS" "$CHANGES" "$t0" "$t1" "$t2" "$t3" "$dts_msgs" "$w2j_msgs" \
 	"$(rss_of "$work/dts.time")" "$(rss_of "$work/recv.time")" "$(rss_of "$work/kcat.time")" \
-	"$ROWS" "$UPDATES" "$DELETES" "$BATCH" "$t4" "$t5" "$sp_msgs" "$(rss_of "$work/sp.time")" <<'PY'
+	"$ROWS" "$UPDATES" "$DELETES" "$BATCH" "$t4" "$t5" "$sp_msgs" "$(rss_of "$work/sp.time")" \
+	"${floor_s[0]}" "${floor_s[1]}" <<'PY'
 import datetime, os, platform, subprocess, sys
 (out, changes, t0, t1, t2, t3, dmsgs, wmsgs, drss, rrss, krss,
- rows, upd, dels, batch, t4, t5, smsgs, srss) = sys.argv[1:]
+ rows, upd, dels, batch, t4, t5, smsgs, srss, floor1, floor2) = sys.argv[1:]
 changes = int(changes)
 dts_s = float(t1) - float(t0)
 w2j_s = float(t3) - float(t2)
@@ -158,6 +187,8 @@ dts_rate = changes / dts_s
 w2j_rate = changes / w2j_s
 sp_s = float(t5) - float(t4)
 sp_rate = changes / sp_s
+floor1, floor2 = float(floor1), float(floor2)
+floor_s = min(floor1, floor2)
 cpu = "?"
 try:
     for line in open("/proc/cpuinfo"):
@@ -183,6 +214,8 @@ with open(out, "w") as f:
     f.write("| contender | seconds | changes/s | messages | max RSS |\n|---|---:|---:|---:|---:|\n")
     for name, s, r, m, rss in rows_md:
         f.write("| %s | %.2f | %.0f | %s | %s |\n" % (name, s, r, m, rss))
+    f.write("| floor, first and last: the walsender alone (pgoutput, publication without tables, output discarded; not a contender) | %.2f, %.2f | %.0f | 0 | |\n" % (floor1, floor2, changes / floor_s))
     f.write("\npg_dts / pipeline, changes per second: **%.2f×** with DTS Avro, **%.2f×** with SharePlex JSON.\n" % (dts_rate / w2j_rate, sp_rate / w2j_rate))
+    f.write("\nThe walsender's floor (the faster of its two runs): pg_dts Avro took %.2f× its time; pipeline / floor = **%.2f×**, about the highest ratio a consumer of this walsender could reach in this run.\n" % (dts_s / floor_s, w2j_s / floor_s))
 print(open(out).read())
 PY
