@@ -65,6 +65,9 @@ typedef enum RangeKind
 
 static const char *const range_kind_names[] = {"all", "key", "ctid"};
 
+/* a slot name: NAMEDATALEN (64) bytes with its terminator */
+#define DTS_SLOT_NAME_MAX	64
+
 /* One range of one table; from/to absent = open end */
 typedef struct CopyRange
 {
@@ -97,6 +100,9 @@ typedef struct FullSync
 								 * pre-data, so a whole-table copy may
 								 * TRUNCATE it and COPY ... FREEZE */
 	int		   *left;			/* per table: ranges not done */
+	char		dst_slot[DTS_SLOT_NAME_MAX];	/* a logical slot of the
+												 * destination database, or
+												 * "" */
 	CopyRange  *ranges;
 	int			nranges;
 	int		   *queue;			/* ranges to copy, in order */
@@ -116,11 +122,13 @@ typedef struct FullSync
 	int64_t		est_total;
 	int64_t		est_done;		/* by this call */
 	int64_t		start_us;
+	bool		origin_warned;	/* said that the copy has no origin */
 } FullSync;
 
 typedef struct Worker
 {
 	FullSync   *fs;
+	int			no;				/* 1..workers: names its replication origin */
 	pthread_t	thread;
 	PGconn	   *src;
 	PGconn	   *dst;
@@ -753,11 +761,12 @@ mark_staged(FullSync *fs, PGconn *dst, DtsError *err)
 /*
  * A logical slot in the destination database means some task may decode
  * what the full sync writes there: the reverse task of a two-way sync, for
- * one.  The copy carries no replication origin, so such a task would
- * receive the copied rows, and the TRUNCATE of the FREEZE path would empty
- * the table at the other end.  So with such a slot there is no TRUNCATE and
- * no FREEZE.  Returns 1 (and says so) when there is a slot, 0 when there is
- * none, -1 on error (err set).
+ * one.  The copy carries a replication origin (see setup_copy_origin()),
+ * which our reverse task skips, but another consumer of that slot may not,
+ * and the TRUNCATE of the FREEZE path would empty the table at the other
+ * end.  So with such a slot there is no TRUNCATE and no FREEZE, and the
+ * copy must have its origins.  Sets fs->dst_slot to the slot's name, or ""
+ * when there is none; returns 0, or -1 on error (err set).
  */
 #define DECODED_SLOT_SQL \
 	"SELECT slot_name FROM pg_catalog.pg_replication_slots " \
@@ -765,7 +774,7 @@ mark_staged(FullSync *fs, PGconn *dst, DtsError *err)
 	"AND database = pg_catalog.current_database() LIMIT 1"
 
 static int
-decoded_slot(PGconn *dst, DtsError *err)
+find_decoded_slot(FullSync *fs, PGconn *dst, DtsError *err)
 {
 	PGresult   *res = dts_sync_exec(dst, DECODED_SLOT_SQL,
 									"could not look up the logical slots of "
@@ -773,18 +782,10 @@ decoded_slot(PGconn *dst, DtsError *err)
 
 	if (res == NULL)
 		return -1;
-	if (PQntuples(res) == 0)
-	{
-		PQclear(res);
-		return 0;
-	}
-	dts_log_info("full sync: the destination database has the logical "
-				 "replication slot \"%s\", so tables are copied without "
-				 "TRUNCATE and FREEZE (a task decoding that slot, such as the "
-				 "reverse task of a two-way sync, must not receive a TRUNCATE)",
-				 PQgetvalue(res, 0, 0));
+	snprintf(fs->dst_slot, sizeof(fs->dst_slot), "%s",
+			 PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
 	PQclear(res);
-	return 1;
+	return 0;
 }
 
 static int
@@ -796,13 +797,19 @@ mark_freeze(FullSync *fs, PGconn *dst, DtsError *err)
 	DtsBuf		name = {0};
 	PGresult   *res;
 	int			i,
-				n = 0,
-				slot;
+				n = 0;
 
 	if (off && off[0])
 		return 0;
-	if ((slot = decoded_slot(dst, err)) != 0)
-		return slot < 0 ? -1 : 0;
+	if (fs->dst_slot[0])
+	{
+		dts_log_info("full sync: the destination database has the logical "
+					 "replication slot \"%s\", so tables are copied without "
+					 "TRUNCATE and FREEZE (a task decoding that slot, such as "
+					 "the reverse task of a two-way sync, must not receive a "
+					 "TRUNCATE)", fs->dst_slot);
+		return 0;
+	}
 	dts_buf_printf(&sql, FREEZE_SQL_HEAD);
 	for (i = 0; i < fs->ntables; i++)
 	{
@@ -946,6 +953,7 @@ make_plan(FullSync *fs, PGconn *src, PGconn *dst, DtsError *err)
 		abort();
 	if (dts_sync_ensure_dts_tables(dst, err) < 0 ||
 		mark_staged(fs, dst, err) < 0 ||
+		find_decoded_slot(fs, dst, err) < 0 ||
 		mark_freeze(fs, dst, err) < 0 ||
 		load_plan(fs, dst, planned, &other_snapshot, oldest_lsn, err) < 0)
 		goto cleanup;
@@ -988,6 +996,177 @@ make_plan(FullSync *fs, PGconn *src, PGconn *dst, DtsError *err)
 cleanup:
 	dts_buf_free(&sql);
 	free(planned);
+	return rc;
+}
+
+/* ----------------------------------------------------------------
+ *		Replication origins of the copy
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * What a worker writes into the destination carries a replication origin,
+ * as the incremental apply's transactions do (docs/pg-sink.md, "Loop
+ * prevention"): a task decoding the destination database, such as the
+ * reverse task of a two-way sync (plugin option origin=none), then skips
+ * the copied rows instead of sending them back to the source.  PostgreSQL
+ * 15 lets one session at a time use an origin, so each worker has its
+ * own, dts_<task>.copy<n>, created when missing and dropped when the
+ * full sync is done.  Each origin in use takes one of the destination's
+ * max_replication_slots replication states.
+ *
+ * A role that may not use origins (not superuser, no grant) or a
+ * destination without a free replication state copies without one, with
+ * a warning, unless the destination database has a logical slot: then
+ * that slot's consumers would receive the rows, and it is an error.
+ */
+#define COPY_ORIGIN_FMT		"dts_%s.copy%d"	/* "." is in no task name */
+#define COPY_ORIGIN_NAME_MAX	64	/* a task name has at most 40 bytes */
+#define COPY_ORIGIN_SETUP_SQL \
+	"SELECT pg_catalog.pg_replication_origin_create($1) " \
+	"WHERE pg_catalog.pg_replication_origin_oid($1) IS NULL"
+
+static void
+copy_origin_name(const FullSync *fs, int no, char *out, size_t len)
+{
+	snprintf(out, len, COPY_ORIGIN_FMT, fs->task->name, no);
+}
+
+static int
+setup_copy_origin(Worker *w, DtsError *err)
+{
+	FullSync   *fs = w->fs;
+	char		name[COPY_ORIGIN_NAME_MAX];
+	const char *params[1] = {name};
+	PGresult   *res;
+	DtsError	why = {0};
+
+	copy_origin_name(fs, w->no, name, sizeof(name));
+	res = dts_sync_exec_params(w->dst, COPY_ORIGIN_SETUP_SQL, 1, params,
+							   "could not create the replication origin",
+							   &why);
+	if (res != NULL)
+	{
+		PQclear(res);
+		res = dts_sync_exec_params(w->dst,
+								   "SELECT pg_catalog.pg_replication_origin_session_setup($1)",
+								   1, params,
+								   "could not set up the replication origin",
+								   &why);
+	}
+	if (res != NULL)
+	{
+		PQclear(res);
+		return 0;
+	}
+	if (why.cls == DTS_ERROR_CONNECT)
+	{
+		*err = why;
+		return -1;
+	}
+	if (fs->dst_slot[0])
+	{
+		dts_error_set(err, DTS_ERROR_FATAL,
+					  "full sync of task \"%s\": %s \"%s\" for the copy, "
+					  "and the destination database has the logical "
+					  "replication slot \"%s\", whose consumers would "
+					  "receive the copied rows", fs->task->name, why.msg,
+					  name, fs->dst_slot);
+		dts_error_hint(err, "Let the destination role use replication origins (superuser, or GRANT EXECUTE on pg_replication_origin_create(text) and pg_replication_origin_session_setup(text)); if no replication state is free, raise max_replication_slots on the destination (each full sync worker uses one) or lower parallel.full_sync_workers.");
+		return -1;
+	}
+	pthread_mutex_lock(&fs->lock);
+	if (!fs->origin_warned)
+	{
+		fs->origin_warned = true;
+		dts_log_warning("full sync of task \"%s\": copying without a "
+						"replication origin: %s \"%s\"", fs->task->name,
+						why.msg, name);
+		dts_log_hint("A task that decodes the destination database later "
+					 "(the reverse task of a two-way sync) would receive the "
+					 "copied rows if its slot existed during the copy; let "
+					 "the role use replication origins to avoid that.");
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return 0;
+}
+
+/*
+ * Releases the worker's origin (pg_replication_origin_session_reset), so
+ * that the coordinator can drop it at once; the session ending would also
+ * release it, but only when the backend has exited.
+ */
+static void
+reset_copy_origin(Worker *w)
+{
+	PGresult   *res;
+
+	if (w->dst == NULL || PQstatus(w->dst) != CONNECTION_OK)
+		return;
+	res = PQexec(w->dst, "SELECT pg_catalog.pg_replication_origin_session_reset() "
+				 "WHERE pg_catalog.pg_replication_origin_session_is_setup()");
+	PQclear(res);
+}
+
+/*
+ * Drops the origins of every worker a full sync of this task may have used
+ * (1..DTS_FULL_SYNC_WORKERS_MAX), once it is done.  One that another
+ * session uses is left in place (with a note): it is not ours to take.
+ */
+#define COPY_ORIGINS_SQL \
+	"SELECT roname FROM pg_catalog.pg_replication_origin " \
+	"WHERE roname = ANY ($1::pg_catalog.text[]) ORDER BY roname"
+#define ERRCODE_OBJECT_IN_USE_	"55006"
+
+static int
+drop_copy_origins(FullSync *fs, PGconn *dst, DtsError *err)
+{
+	DtsBuf		names = {0};
+	char		name[COPY_ORIGIN_NAME_MAX];
+	const char *params[1];
+	PGresult   *res;
+	int			rc = 0;
+
+	dts_buf_printf(&names, "{");
+	for (int no = 1; no <= DTS_FULL_SYNC_WORKERS_MAX; no++)
+	{
+		copy_origin_name(fs, no, name, sizeof(name));
+		/* no quoting needed: task names are letters, digits and "_" */
+		dts_buf_printf(&names, "%s%s", no > 1 ? "," : "", name);
+	}
+	dts_buf_printf(&names, "}");
+	params[0] = dts_buf_str(&names);
+	res = dts_sync_exec_params(dst, COPY_ORIGINS_SQL, 1, params,
+							   "could not look up the replication origins "
+							   "of the copy", err);
+	dts_buf_free(&names);
+	if (res == NULL)
+		return -1;
+	for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+	{
+		const char *origin = PQgetvalue(res, i, 0);
+		PGresult   *d = PQexecParams(dst,
+									 "SELECT pg_catalog.pg_replication_origin_drop($1)",
+									 1, NULL, &origin, NULL, NULL, 0);
+		const char *state = PQresultErrorField(d, PG_DIAG_SQLSTATE);
+
+		if (PQresultStatus(d) == PGRES_TUPLES_OK)
+			;
+		else if (state && strcmp(state, ERRCODE_OBJECT_IN_USE_) == 0)
+			dts_log_info("full sync of task \"%s\": the replication origin "
+						 "\"%s\" stays: %s", fs->task->name, origin,
+						 PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY));
+		else
+			rc = dts_error_set(err, PQstatus(dst) == CONNECTION_OK ?
+							   DTS_ERROR_OTHER : DTS_ERROR_CONNECT,
+							   "could not drop the replication origin \"%s\" "
+							   "of the copy: %s", origin,
+							   PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY) ?
+							   PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY) :
+							   PQerrorMessage(dst));
+		PQclear(d);
+	}
+	PQclear(res);
 	return rc;
 }
 
@@ -1294,6 +1473,11 @@ worker_main(void *arg)
 	w->src = open_source(fs, &err);
 	if (w->src)
 		w->dst = open_destination(fs, &err);
+	if (w->dst && setup_copy_origin(w, &err) < 0)
+	{
+		PQfinish(w->dst);
+		w->dst = NULL;
+	}
 	while (w->dst && (r = next_range(fs)) >= 0)
 	{
 		if (stop_requested(fs))
@@ -1306,6 +1490,7 @@ worker_main(void *arg)
 	}
 	if (err.cls != DTS_ERROR_NONE)
 		fail(fs, &err);
+	reset_copy_origin(w);
 	PQfinish(w->src);
 	PQfinish(w->dst);
 	w->src = w->dst = NULL;
@@ -1393,6 +1578,8 @@ run_workers(FullSync *fs)
 	int			interval = fs->opts->progress_interval_ms > 0 ?
 		fs->opts->progress_interval_ms : DTS_FULL_SYNC_PROGRESS_MS_DEFAULT;
 
+	if (n > DTS_FULL_SYNC_WORKERS_MAX)
+		n = DTS_FULL_SYNC_WORKERS_MAX;
 	if (n > fs->nqueue)
 		n = fs->nqueue;
 	workers = calloc(n + 1, sizeof(Worker));
@@ -1404,6 +1591,7 @@ run_workers(FullSync *fs)
 	for (i = 0; i < n; i++)
 	{
 		workers[i].fs = fs;
+		workers[i].no = i + 1;
 		if (pthread_create(&workers[i].thread, NULL, worker_main,
 						   &workers[i]) != 0)
 		{
@@ -1537,6 +1725,8 @@ dts_full_sync(const DtsTask *task, const char *src_conninfo,
 		*err = fs.err;
 		goto cleanup;
 	}
+	if (drop_copy_origins(&fs, dst, err) < 0)
+		goto cleanup;
 	if (opts->progress)
 		print_progress(&fs, true);
 	rc = 0;

@@ -26,6 +26,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use PgDts::Test;
 
 require_ship();
@@ -251,10 +252,116 @@ foreach my $t (qw(parent child grandchild kept))
 	is($dstl->safe_psql('dst4', sprintf($frozen_sql, "app.$t")),
 		"$n $n", "fzs: app.$t: every row copied, none written frozen");
 }
+# The copy carries replication origins (one per worker, dts_<task>.copy<n>):
+# a decoder that skips replayed changes (test_decoding's only-local, as
+# pg_dts's origin=none) gets none of the copied rows, while without that
+# filter the slot decodes every one of them; the origins are dropped when
+# the full sync is done.
+my $copied = $src->safe_psql('postgres',
+	'SELECT (SELECT count(*) FROM app.parent) + (SELECT count(*) FROM app.child) '
+	  . '+ (SELECT count(*) FROM app.grandchild) + (SELECT count(*) FROM app.kept)');
+my $inserts_sql =
+  "SELECT count(*) FROM pg_logical_slot_peek_changes('reverse_fzs', NULL, NULL%s) "
+  . "WHERE data LIKE 'table app.%%: INSERT%%'";
+is($dstl->safe_psql('dst4', sprintf($inserts_sql, '')),
+	$copied, "fzs: the slot in the destination database decodes all $copied copied rows");
+is($dstl->safe_psql('dst4', sprintf($inserts_sql, ", 'only-local', '1'")),
+	'0', 'fzs: every copied row carries a replication origin (only-local decodes none of them)');
+is( $dstl->safe_psql('dst4',
+		"SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'dts\\_fzs.copy%'"),
+	'0', 'fzs: the replication origins of the copy are dropped when the full sync is done');
 is( $dstl->safe_psql('dst4',
 		"SELECT count(*) FROM pg_logical_slot_get_changes('reverse_fzs', NULL, NULL) "
 		  . "WHERE data LIKE 'table app.%: TRUNCATE%'"),
 	'0', 'fzs: the slot in the destination database decodes no TRUNCATE of the copied tables');
+
+# ---- tasks fzo and fzw: a worker cannot set up its replication origin
+# (another session holds dts_<task>.copy1).  With a logical slot in the
+# destination database (fzo) that is an error naming the origin and the
+# slot, and nothing is lost: once the origin is free, the same task
+# resumes and copies everything.  Without a slot (fzw) the copy goes on
+# without an origin, and the shipper warns. ----
+$dstl->safe_psql('postgres', 'CREATE DATABASE dst7');
+$dstl->safe_psql('postgres', 'CREATE DATABASE dst8');
+$dstl->safe_psql('dst7',
+	"SELECT pg_create_logical_replication_slot('reverse_fzo', 'test_decoding')");
+
+# hold_origin(DB, NAME): a psql session that uses origin NAME until finished
+sub hold_origin
+{
+	my ($db, $name) = @_;
+	my ($in, $out) = ('', '');
+	my $h = IPC::Run::start([ 'psql', '-X', '-q', '-A', '-t', '-d', $dstl->connstr($db) ],
+		'<', \$in, '>', \$out, '2>', \$out);
+	$in .= "SELECT pg_replication_origin_create('$name');\n"
+	  . "SELECT pg_replication_origin_session_setup('$name');\n"
+	  . "SELECT 'holding';\n";
+	$h->pump until $out =~ /holding/ || $out =~ /ERROR/;
+	die "could not hold origin $name: $out" unless $out =~ /holding/;
+	return ($h, \$in);
+}
+
+sub origin_task
+{
+	my ($name, $db) = @_;
+	return write_task(
+		"$dir/$name.json",
+		{
+			name => $name,
+			source => { conninfo => $src->connstr('postgres') },
+			sink => { type => 'pg', conninfo => $dstl->connstr($db) },
+			objects => { app => {} },
+			sync => [ 'schema', 'full' ],
+			parallel => { full_sync_workers => 1 },
+			heartbeat_interval => 0,
+		});
+}
+
+my ($holder, $holder_in) = hold_origin('dst7', 'dts_fzo.copy1');
+$task = origin_task('fzo', 'dst7');
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n' ], timeout => 180);
+isnt($rc, 0, 'fzo: the full sync fails when a worker cannot use its replication origin and the destination database has a logical slot');
+like($err,
+	qr/full sync of task "fzo": could not set up the replication origin: .* "dts_fzo\.copy1" for the copy, and the destination database has the logical replication slot "reverse_fzo", whose consumers would receive the copied rows/,
+	'fzo: the error names the origin, says why it failed and names the slot');
+like($err, qr/hint: .*replication origins.*max_replication_slots/,
+	'fzo: the hint says how to let the role use origins or free a replication state');
+is( $dstl->safe_psql('dst7',
+		"SELECT count(*) FROM pg_logical_slot_peek_changes('reverse_fzo', NULL, NULL) "
+		  . "WHERE data LIKE 'table app.%: INSERT%'"),
+	'0', 'fzo: nothing was copied without an origin');
+$$holder_in .= "\\q\n";
+$holder->finish;
+$dstl->safe_psql('dst7', "SELECT pg_replication_origin_drop('dts_fzo.copy1')");
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n' ], timeout => 180);
+is($rc, 0, 'fzo: with the origin free, the same task resumes and completes') or diag $err;
+is($dstl->safe_psql('dst7', sprintf($inserts_sql =~ s/reverse_fzs/reverse_fzo/r, ", 'only-local', '1'")),
+	'0', 'fzo: the rows copied by the resumed run carry the origin');
+foreach my $t (qw(parent child grandchild kept))
+{
+	is( $dstl->safe_psql('dst7', "SELECT count(*) FROM app.$t"),
+		$src->safe_psql('postgres', "SELECT count(*) FROM app.$t"),
+		"fzo: app.$t: every row copied");
+}
+
+($holder, $holder_in) = hold_origin('dst8', 'dts_fzw.copy1');
+$task = origin_task('fzw', 'dst8');
+($rc, $out, $err) =
+  run_ship(args => [ '--task', $task, '--start', '-n' ], timeout => 180);
+is($rc, 0, 'fzw: without a logical slot in the destination database the copy goes on without an origin') or diag $err;
+like($err,
+	qr/warning: full sync of task "fzw": copying without a replication origin: could not set up the replication origin: .*"dts_fzw\.copy1"/,
+	'fzw: the shipper warns that the copy has no replication origin, and why');
+is( $dstl->safe_psql('dst8', 'SELECT count(*) FROM app.child'),
+	$src->safe_psql('postgres', 'SELECT count(*) FROM app.child'),
+	'fzw: app.child: every row copied');
+$$holder_in .= "\\q\n";
+$holder->finish;
+$src->safe_psql('postgres',
+	"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+	  . "WHERE slot_name IN ('dts_sync_fzo', 'dts_sync_fzw')");
 $dstl->stop;
 
 # ---- task bad: an index build fails on the destination ----
