@@ -14,6 +14,17 @@
 #   pg_dump		pg_dump -t 'public.big*' | psql (schema, data, then indexes)
 #   native		pg_dump --schema-only | psql, then CREATE SUBSCRIPTION with
 #				copy_data = true, timed until every table is ready
+# and, not a contender, the destination's floor for pg_dts's way of loading:
+#   floor		the destination alone, from files: the pre-data (untimed),
+#				then, timed, the four tables at once, each BEGIN; TRUNCATE;
+#				COPY FROM a server-side binary file (written by the source
+#				beforehand, untimed) WITH FREEZE; COMMIT, then the four
+#				primary keys at once (maintenance_work_mem 1 GB).  That is
+#				the destination's work of a pg_dts_ship full sync with no
+#				source, no shipper and no transport, so fastest anchor /
+#				floor is about the highest ratio that way of loading can
+#				reach here (the source's CPU, which shares the machine in a
+#				real run, is left out: a loose bound).
 # Each destination database is compared with the source after its run.
 # Before each contender the destination is checkpointed and synced (not
 # timed).  A fresh destination each (setup.sh's dst_new), not one for all:
@@ -117,6 +128,33 @@ D d_native -c "ALTER SUBSCRIPTION full_sub DISABLE" \
 S -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots" >/dev/null
 native_check=$(check d_native)
 
+echo "bench: floor: the destination alone, from server-side binary files (not a contender)"
+# the files live in the source's directory, which the server's OS user owns
+floor_dir="$src_dir/floor"
+pgc_as_server mkdir -p "$floor_dir"
+for t in 1 2 3 4; do
+	S -c "COPY big$t TO '$floor_dir/big$t.bin' (FORMAT binary)" &
+done
+wait
+settle
+"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only --section=pre-data |
+	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_floor" >/dev/null
+D d_floor -c "CHECKPOINT" >/dev/null
+t0=$(date +%s.%N)
+for t in 1 2 3 4; do
+	D d_floor -c "SET synchronous_commit = off" -c "BEGIN" -c "TRUNCATE ONLY big$t" \
+		-c "COPY big$t FROM '$floor_dir/big$t.bin' (FORMAT binary, FREEZE)" -c "COMMIT" &
+done
+wait
+for t in 1 2 3 4; do
+	D d_floor -c "SET maintenance_work_mem = '1GB'" -c "ALTER TABLE big$t ADD PRIMARY KEY (id)" &
+done
+wait
+t1=$(date +%s.%N)
+floor_s=$(elapsed "$t0" "$t1")
+floor_check=$(check d_floor)
+rm -rf "$floor_dir"
+
 best=$(awk -v a="$dump_s" -v b="$native_s" 'BEGIN { print (a < b ? a : b) }')
 ratio=$(awk -v a="$best" -v b="$dts_s" 'BEGIN { printf "%.2f", a / b }')
 mbps()
@@ -137,7 +175,10 @@ mbps()
 	echo "| pg_dts_ship (schema + full: pre-data, parallel binary COPY, post-data) | $dts_s | $(mbps "$dts_s") | $dts_check |"
 	echo "| pg_dump \| psql | $dump_s | $(mbps "$dump_s") | $dump_check |"
 	echo "| native subscription, initial copy (schema loaded first) | $native_s | $(mbps "$native_s") | $native_check |"
+	echo "| floor, not a contender: the destination alone (4 × COPY FREEZE from server-side binary files at once, then the 4 primary keys at once) | $floor_s | $(mbps "$floor_s") | $floor_check |"
 	echo
 	echo "pg_dts / the faster of the two: **${ratio}×**"
+	echo
+	echo "The faster anchor / the destination's floor: **$(awk -v a="$best" -v b="$floor_s" 'BEGIN { printf "%.2f", a / b }')×**, about the highest ratio pg_dts_ship's way of loading can reach in this run (the floor leaves out the source's work, which shares the machine in a real run); 1.5× the faster anchor would take $(awk -v a="$best" 'BEGIN { printf "%.1f", a / 1.5 }') s."
 } >"$RESULTS"
 cat "$RESULTS"

@@ -3,8 +3,8 @@
 #	  bench/fullsync/profile.sh (where its time goes): a source and a
 #	  destination cluster with the same settings, four tables big1..big4 of
 #	  about GB gigabytes in all on the source with their primary keys and a
-#	  publication, and the destination databases d_dts, d_dump and d_native;
-#	  dst_new replaces the destination with a fresh one.
+#	  publication, and the destination databases d_dts, d_dump, d_native
+#	  and d_floor; dst_new replaces the destination with a fresh one.
 #
 # Sourced, not run.  The caller sets root, bindir and GB; optionally
 # setup_label (the prefix of its messages), setup_dst_conf (extra
@@ -44,8 +44,8 @@ S() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$src_conn" "$@"; }
 D() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=$db" "$@"; }
 
 # dst_new: a new destination cluster (initdb, the same settings, the
-# databases d_dts, d_dump and d_native) in place of the current one, which
-# is stopped and removed.  Each contender gets one: a cluster that has
+# databases d_dts, d_dump, d_native and d_floor) in place of the current
+# one, which is stopped and removed.  Each contender gets one: a cluster that has
 # already taken a contender's load keeps its WAL segments for reuse (a
 # checkpoint recycles them), while a fresh one must create and zero-fill
 # every 16 MB segment it writes, under WALWriteLock; the first contender
@@ -62,7 +62,8 @@ dst_new()
 	pgc_start
 	dst_dir=$PGC_DIR dst_sock=$PGC_SOCK dst_port=$PGC_PORT
 	dst_host="host=$dst_sock port=$dst_port user=postgres"
-	D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native"
+	D postgres -c "CREATE DATABASE d_dts" -c "CREATE DATABASE d_dump" -c "CREATE DATABASE d_native" \
+		-c "CREATE DATABASE d_floor"
 }
 
 # about 250 bytes a row on disk: rows per table for GB gigabytes in four
