@@ -1037,22 +1037,22 @@ setup_copy_origin(Worker *w, DtsError *err)
 {
 	FullSync   *fs = w->fs;
 	char		name[COPY_ORIGIN_NAME_MAX];
+	char		what[COPY_ORIGIN_NAME_MAX + 64];
 	const char *params[1] = {name};
 	PGresult   *res;
 	DtsError	why = {0};
 
 	copy_origin_name(fs, w->no, name, sizeof(name));
+	snprintf(what, sizeof(what), "could not set up the replication origin "
+			 "\"%s\" for the copy", name);
 	res = dts_sync_exec_params(w->dst, COPY_ORIGIN_SETUP_SQL, 1, params,
-							   "could not create the replication origin",
-							   &why);
+							   what, &why);
 	if (res != NULL)
 	{
 		PQclear(res);
 		res = dts_sync_exec_params(w->dst,
 								   "SELECT pg_catalog.pg_replication_origin_session_setup($1)",
-								   1, params,
-								   "could not set up the replication origin",
-								   &why);
+								   1, params, what, &why);
 	}
 	if (res != NULL)
 	{
@@ -1067,11 +1067,10 @@ setup_copy_origin(Worker *w, DtsError *err)
 	if (fs->dst_slot[0])
 	{
 		dts_error_set(err, DTS_ERROR_FATAL,
-					  "full sync of task \"%s\": %s \"%s\" for the copy, "
-					  "and the destination database has the logical "
-					  "replication slot \"%s\", whose consumers would "
-					  "receive the copied rows", fs->task->name, why.msg,
-					  name, fs->dst_slot);
+					  "full sync of task \"%s\": %s; the destination "
+					  "database has the logical replication slot \"%s\", "
+					  "whose consumers would receive the copied rows",
+					  fs->task->name, why.msg, fs->dst_slot);
 		dts_error_hint(err, "Let the destination role use replication origins (superuser, or GRANT EXECUTE on pg_replication_origin_create(text) and pg_replication_origin_session_setup(text)); if no replication state is free, raise max_replication_slots on the destination (each full sync worker uses one) or lower parallel.full_sync_workers.");
 		return -1;
 	}
@@ -1080,8 +1079,7 @@ setup_copy_origin(Worker *w, DtsError *err)
 	{
 		fs->origin_warned = true;
 		dts_log_warning("full sync of task \"%s\": copying without a "
-						"replication origin: %s \"%s\"", fs->task->name,
-						why.msg, name);
+						"replication origin: %s", fs->task->name, why.msg);
 		dts_log_hint("A task that decodes the destination database later "
 					 "(the reverse task of a two-way sync) would receive the "
 					 "copied rows if its slot existed during the copy; let "
