@@ -1114,7 +1114,7 @@ reset_copy_origin(Worker *w)
 #define COPY_ORIGINS_SQL \
 	"SELECT roname FROM pg_catalog.pg_replication_origin " \
 	"WHERE roname = ANY ($1::pg_catalog.text[]) ORDER BY roname"
-#define ERRCODE_OBJECT_IN_USE_	"55006"
+#define ERRCODE_OBJECT_IN_USE	"55006"	/* as in source.c */
 
 static int
 drop_copy_origins(FullSync *fs, PGconn *dst, DtsError *err)
@@ -1147,21 +1147,21 @@ drop_copy_origins(FullSync *fs, PGconn *dst, DtsError *err)
 									 "SELECT pg_catalog.pg_replication_origin_drop($1)",
 									 1, NULL, &origin, NULL, NULL, 0);
 		const char *state = PQresultErrorField(d, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY);
 
-		if (PQresultStatus(d) == PGRES_TUPLES_OK)
-			;
-		else if (state && strcmp(state, ERRCODE_OBJECT_IN_USE_) == 0)
-			dts_log_info("full sync of task \"%s\": the replication origin "
-						 "\"%s\" stays: %s", fs->task->name, origin,
-						 PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY));
-		else
-			rc = dts_error_set(err, PQstatus(dst) == CONNECTION_OK ?
-							   DTS_ERROR_OTHER : DTS_ERROR_CONNECT,
-							   "could not drop the replication origin \"%s\" "
-							   "of the copy: %s", origin,
-							   PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY) ?
-							   PQresultErrorField(d, PG_DIAG_MESSAGE_PRIMARY) :
-							   PQerrorMessage(dst));
+		if (PQresultStatus(d) != PGRES_TUPLES_OK)
+		{
+			if (state && strcmp(state, ERRCODE_OBJECT_IN_USE) == 0)
+				dts_log_info("full sync of task \"%s\": the replication "
+							 "origin \"%s\" stays: %s", fs->task->name,
+							 origin, msg);
+			else
+				rc = dts_error_set(err, PQstatus(dst) == CONNECTION_OK ?
+								   DTS_ERROR_OTHER : DTS_ERROR_CONNECT,
+								   "could not drop the replication origin "
+								   "\"%s\" of the copy: %s", origin,
+								   msg ? msg : PQerrorMessage(dst));
+		}
 		PQclear(d);
 	}
 	PQclear(res);
