@@ -49,11 +49,11 @@
 
 #include "libpq-fe.h"
 
+#include "copy_relay.h"
 #include "sync_tables.h"
 
 #define APPNAME				"pg_dts_ship full sync"
 #define ACCOUNT_BYTES		(256 * 1024)	/* flush counters this often */
-#define COPY_BATCH_BYTES	(64 * 1024) /* CopyData message to the destination */
 #define MIN_RANGE_ESTIMATE	8192
 
 typedef enum RangeKind
@@ -133,7 +133,8 @@ typedef struct Worker
 	PGconn	   *src;
 	PGconn	   *dst;
 	DtsBuf		sql;
-	DtsBuf		batch;			/* COPY data not yet sent */
+	DtsCopyRelay relay;			/* COPY data read, not yet sent */
+	const char *what;			/* the range being copied, for messages */
 	int64_t		acc_rows;		/* not yet added to the shared counters */
 	int64_t		acc_bytes;
 	int64_t		range_bytes;	/* moved for the current range */
@@ -1284,58 +1285,24 @@ finish_copy(PGconn *conn, const char *what, DtsError *err)
 	return err->cls == DTS_ERROR_NONE ? rows : -1;
 }
 
-/* Sends the batched COPY data to the destination as one CopyData message */
-static int
-send_batch(Worker *w, const char *what, DtsError *err)
-{
-	if (w->batch.len > 0 &&
-		PQputCopyData(w->dst, w->batch.data, (int) w->batch.len) != 1)
-		return dts_error_set(err, DTS_ERROR_CONNECT, "%s: %s", what,
-							 PQerrorMessage(w->dst));
-	dts_buf_reset(&w->batch);
-	return 0;
-}
-
 /*
- * Moves the COPY data from source to destination.  The source sends one
- * CopyData message per row; the destination gets them gathered into
- * messages of COPY_BATCH_BYTES (COPY FROM reads a byte stream, so message
- * boundaries do not matter to it, and each message costs its backend a
- * round through the protocol layer).
+ * The relay's progress callback: adds what moved to the worker's counters,
+ * throttles, and stops the relay when the sync is stopping or failed.
  */
 static int
-pump(Worker *w, const char *what, DtsError *err)
+relay_progress(void *arg, int64_t rows, int64_t bytes, DtsError *err)
 {
-	char	   *buf;
-	int			n;
+	Worker	   *w = arg;
 
-	dts_buf_reset(&w->batch);
-	while ((n = PQgetCopyData(w->src, &buf, 0)) > 0)
-	{
-		/* one message per row, but binary COPY's trailer (int16 -1) too */
-		bool		trailer = n == 2 && (unsigned char) buf[0] == 0xFF &&
-			(unsigned char) buf[1] == 0xFF;
-
-		dts_buf_append(&w->batch, buf, n);
-		PQfreemem(buf);
-		if (w->batch.len >= COPY_BATCH_BYTES && send_batch(w, what, err) < 0)
-			return -1;
-		if (!trailer)
-			w->acc_rows++;
-		w->acc_bytes += n;
-		w->range_bytes += n;
-		if (w->acc_bytes >= ACCOUNT_BYTES)
-		{
-			if (stop_requested(w->fs) || failed(w->fs))
-				return dts_error_set(err, DTS_ERROR_OTHER, "%s: stopped",
-									 what);
-			account(w);
-		}
-	}
-	if (n == -2)
-		return dts_error_set(err, DTS_ERROR_CONNECT, "%s: %s", what,
-							 PQerrorMessage(w->src));
-	return send_batch(w, what, err);
+	w->acc_rows += rows;
+	w->acc_bytes += bytes;
+	w->range_bytes += bytes;
+	if (stop_requested(w->fs) || failed(w->fs))
+		return dts_error_set(err, DTS_ERROR_OTHER, "%s: stopped",
+							 w->what);
+	if (w->acc_bytes >= ACCOUNT_BYTES)
+		account(w);
+	return 0;
 }
 
 /* The progress row's UPDATE and the transaction's end */
@@ -1407,7 +1374,8 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 				   err) < 0)
 		return -1;
 
-	if (pump(w, what, err) < 0)
+	w->what = what;
+	if (dts_copy_relay_run(&w->relay, w->src, w->dst, what, err) < 0)
 		return -1;
 	rows = finish_copy(w->src, what, err);
 	if (rows < 0)
@@ -1493,7 +1461,7 @@ worker_main(void *arg)
 	PQfinish(w->dst);
 	w->src = w->dst = NULL;
 	dts_buf_free(&w->sql);
-	dts_buf_free(&w->batch);
+	dts_copy_relay_free(&w->relay);
 
 	pthread_mutex_lock(&fs->lock);
 	fs->running--;
@@ -1590,6 +1558,7 @@ run_workers(FullSync *fs)
 	{
 		workers[i].fs = fs;
 		workers[i].no = i + 1;
+		dts_copy_relay_init(&workers[i].relay, relay_progress, &workers[i]);
 		if (pthread_create(&workers[i].thread, NULL, worker_main,
 						   &workers[i]) != 0)
 		{
