@@ -50,6 +50,7 @@
 #include "libpq-fe.h"
 
 #include "copy_relay.h"
+#include "sqlstate.h"
 #include "sync_tables.h"
 
 #define APPNAME				"pg_dts_ship full sync"
@@ -1023,9 +1024,6 @@ cleanup:
  */
 #define COPY_ORIGIN_FMT		"dts_%s.copy%d"	/* "." is in no task name */
 #define COPY_ORIGIN_NAME_MAX	64	/* a task name has at most 40 bytes */
-#define COPY_ORIGIN_SETUP_SQL \
-	"SELECT pg_catalog.pg_replication_origin_create($1) " \
-	"WHERE pg_catalog.pg_replication_origin_oid($1) IS NULL"
 
 static void
 copy_origin_name(const FullSync *fs, int no, char *out, size_t len)
@@ -1046,14 +1044,13 @@ setup_copy_origin(Worker *w, DtsError *err)
 	copy_origin_name(fs, w->no, name, sizeof(name));
 	snprintf(what, sizeof(what), "could not set up the replication origin "
 			 "\"%s\" for the copy", name);
-	res = dts_sync_exec_params(w->dst, COPY_ORIGIN_SETUP_SQL, 1, params,
+	res = dts_sync_exec_params(w->dst, DTS_ORIGIN_CREATE_SQL, 1, params,
 							   what, &why);
 	if (res != NULL)
 	{
 		PQclear(res);
-		res = dts_sync_exec_params(w->dst,
-								   "SELECT pg_catalog.pg_replication_origin_session_setup($1)",
-								   1, params, what, &why);
+		res = dts_sync_exec_params(w->dst, DTS_ORIGIN_SESSION_SETUP_SQL, 1,
+								   params, what, &why);
 	}
 	if (res != NULL)
 	{
@@ -1115,7 +1112,6 @@ reset_copy_origin(Worker *w)
 #define COPY_ORIGINS_SQL \
 	"SELECT roname FROM pg_catalog.pg_replication_origin " \
 	"WHERE roname = ANY ($1::pg_catalog.text[]) ORDER BY roname"
-#define ERRCODE_OBJECT_IN_USE	"55006"	/* as in source.c */
 
 static int
 drop_copy_origins(FullSync *fs, PGconn *dst, DtsError *err)
@@ -1152,7 +1148,7 @@ drop_copy_origins(FullSync *fs, PGconn *dst, DtsError *err)
 
 		if (PQresultStatus(d) != PGRES_TUPLES_OK)
 		{
-			if (state && strcmp(state, ERRCODE_OBJECT_IN_USE) == 0)
+			if (state && strcmp(state, DTS_SQLSTATE_OBJECT_IN_USE) == 0)
 				dts_log_info("full sync of task \"%s\": the replication "
 							 "origin \"%s\" stays: %s", fs->task->name,
 							 origin, msg);

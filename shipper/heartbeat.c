@@ -17,11 +17,9 @@
 
 #include "log.h"
 #include "source.h"
+#include "sqlstate.h"
 
 #define HEARTBEAT_CONNECT_TIMEOUT_S 10
-
-/* SQLSTATE undefined_table: the extension is not installed */
-#define ERRCODE_UNDEFINED_TABLE "42P01"
 
 static const char heartbeat_sql[] =
 "INSERT INTO public.dts_postgres_heartbeat AS h "
@@ -164,8 +162,8 @@ dts_heartbeat_consume(DtsHeartbeat *hb)
 			snprintf(hb->error, sizeof(hb->error), "%s",
 					 PQresultErrorMessage(res));
 			hb->error_hint =
-				state && strcmp(state, ERRCODE_UNDEFINED_TABLE) == 0 ?
-				"Run CREATE EXTENSION pg_dts in the source database, or set heartbeat_interval_s to 0 in the task." :
+				state && strcmp(state, DTS_SQLSTATE_UNDEFINED_TABLE) == 0 ?
+				"Run CREATE EXTENSION pg_dts in the source database, or set \"heartbeat_interval\": 0 in the task file." :
 				"Replication goes on; the heartbeat is tried again at the next interval.";
 		}
 		PQclear(res);

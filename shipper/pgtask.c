@@ -19,6 +19,7 @@
 #include "log.h"
 #include "schema_sync.h"
 #include "sequences.h"
+#include "sqlstate.h"
 #include "verify.h"
 
 /* Opens both ends; returns false (after saying why) when one fails. */
@@ -179,7 +180,8 @@ export_snapshot(PGconn *repl, PGconn *plain, const DtsTask *task)
 		return snapshot;
 	}
 	if (PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL ||
-		strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42710") != 0)
+		strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE),
+			   DTS_SQLSTATE_DUPLICATE_OBJECT) != 0)
 	{
 		dts_log_error("could not create replication slot \"%s\": %s",
 					  task->slot, PQerrorMessage(repl));

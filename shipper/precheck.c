@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sqlstate.h"
+
 /* List at most this many tables of one kind of problem */
 #define MAX_TABLES_LISTED	20
 
@@ -1196,7 +1198,8 @@ filter_reads_identity_only(Precheck *pc, const SelTable *t, const char *qn)
 	/* the server's message is: column "x" does not exist */
 	col = strchr(pc->error, '"');
 	end = col ? strrchr(pc->error, '"') : NULL;
-	if (strcmp(pc->sqlstate, "42703") != 0 || col == NULL || end == col)
+	if (strcmp(pc->sqlstate, DTS_SQLSTATE_UNDEFINED_COLUMN) != 0 ||
+		col == NULL || end == col)
 	{
 		report(pc, CHECK_WARN, "filter",
 			   "%s: could not check that \"%s\" reads only replica identity columns: %s",
@@ -1252,7 +1255,7 @@ check_filter(Precheck *pc, const SelTable *t)
 			report(pc, CHECK_PASS, "filter", "%s: %s", qn, filter);
 		return;
 	}
-	if (strcmp(pc->sqlstate, "42501") == 0)
+	if (strcmp(pc->sqlstate, DTS_SQLSTATE_INSUFFICIENT_PRIVILEGE) == 0)
 	{
 		report(pc, CHECK_WARN, "filter",
 			   "%s: could not try \"%s\": %s", qn, filter, pc->error);

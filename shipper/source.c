@@ -48,12 +48,8 @@
 /* wake up at least once a second */
 #define MAX_WAIT_US			INT64_C(1000000)
 
-/* SQLSTATEs we act on */
-#define ERRCODE_DUPLICATE_OBJECT	"42710"
-#define ERRCODE_UNDEFINED_OBJECT	"42704"
-#define ERRCODE_OBJECT_IN_USE		"55006"
-
 #include "formats/json.h"		/* dts_parse_pg_timestamptz */
+#include "sqlstate.h"
 
 /* ----------------------------------------------------------------
  *		Connections
@@ -357,14 +353,14 @@ dts_source_create_slot(PGconn *conn, const char *slot, bool if_not_exists,
 					 PQnfields(res) > 1 ? PQgetvalue(res, 0, 1) : "?");
 		goto cleanup;
 	}
-	if (if_not_exists && result_has_state(res, ERRCODE_DUPLICATE_OBJECT))
+	if (if_not_exists && result_has_state(res, DTS_SQLSTATE_DUPLICATE_OBJECT))
 	{
 		dts_log_info("replication slot \"%s\" exists already", slot);
 		goto cleanup;
 	}
 	rc = command_error(conn, res, err,
 					   "could not create replication slot \"%s\"", slot);
-	if (result_has_state(res, ERRCODE_DUPLICATE_OBJECT))
+	if (result_has_state(res, DTS_SQLSTATE_DUPLICATE_OBJECT))
 		dts_error_hint(err, "Use --if-not-exists to reuse the slot, or --drop-slot first.");
 
 cleanup:
@@ -388,7 +384,7 @@ dts_source_drop_slot(PGconn *conn, const char *slot, DtsError *err)
 	}
 	rc = command_error(conn, res, err,
 					   "could not drop replication slot \"%s\"", slot);
-	if (result_has_state(res, ERRCODE_OBJECT_IN_USE))
+	if (result_has_state(res, DTS_SQLSTATE_OBJECT_IN_USE))
 		dts_error_hint(err, "Stop the process that streams from the slot first.");
 
 cleanup:
@@ -1351,9 +1347,9 @@ start_replication(DtsSource *src, uint64_t from, DtsError *err)
 		rc = command_error(src->conn, res, err,
 						   "could not start streaming from replication slot \"%s\"",
 						   src->slot);
-		if (result_has_state(res, ERRCODE_UNDEFINED_OBJECT))
+		if (result_has_state(res, DTS_SQLSTATE_UNDEFINED_OBJECT))
 			dts_error_hint(err, "Create the slot with --create-slot, or name another one with --slot.");
-		else if (result_has_state(res, ERRCODE_OBJECT_IN_USE))
+		else if (result_has_state(res, DTS_SQLSTATE_OBJECT_IN_USE))
 			dts_error_hint(err, "Another process streams from this slot; stop it, or use another slot.");
 	}
 	PQclear(res);

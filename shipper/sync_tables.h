@@ -109,6 +109,18 @@ extern int	dts_sync_conflicting_tables(const DtsTask *task, bool *ignore,
  */
 extern int	dts_sync_ensure_dts_tables(PGconn *dst, DtsError *err);
 
+/*
+ * A replication origin on the destination, $1 its name: created if
+ * missing, then set up for the session (which PostgreSQL 15 allows one
+ * session at a time).  The pg sink's applying session and each full sync
+ * worker run both.
+ */
+#define DTS_ORIGIN_CREATE_SQL \
+	"SELECT pg_catalog.pg_replication_origin_create($1) " \
+	"WHERE pg_catalog.pg_replication_origin_oid($1) IS NULL"
+#define DTS_ORIGIN_SESSION_SETUP_SQL \
+	"SELECT pg_catalog.pg_replication_origin_session_setup($1)"
+
 /* ----------------------------------------------------------------
  *		Helpers
  * ----------------------------------------------------------------

@@ -69,6 +69,8 @@
 
 #include "conflict.h"
 #include "libpq-fe.h"
+#include "sqlstate.h"
+#include "sync_tables.h"
 #include "task.h"
 
 #define FIRST_NORMAL_OID	16384	/* OIDs below are built-in, same
@@ -607,7 +609,8 @@ error_class(PgSink *ps, const PGresult *res)
 		(s && strncmp(s, "08", 2) == 0))
 		return DTS_ERROR_CONNECT;
 	/* undefined objects, wrong types, privileges: a retry cannot help */
-	if (s && (strncmp(s, "42", 2) == 0 || strcmp(s, "22P03") == 0))
+	if (s && (strncmp(s, "42", 2) == 0 ||
+			  strcmp(s, DTS_SQLSTATE_INVALID_BINARY_REPRESENTATION) == 0))
 		return DTS_ERROR_FATAL;
 	return DTS_ERROR_OTHER;
 }
@@ -1419,12 +1422,10 @@ connect_dest(PgSink *ps, DtsError *err)
 	PQclear(res);
 
 	params[0] = ps->origin_name;
-	if (exec_ok(ps, "SELECT pg_replication_origin_create($1) "
-				"WHERE pg_replication_origin_oid($1) IS NULL", 1, params,
+	if (exec_ok(ps, DTS_ORIGIN_CREATE_SQL, 1, params,
 				"create the replication origin", err) != 0 ||
-		exec_ok(ps, "SELECT pg_replication_origin_session_setup($1)", 1,
-				params, "set up the replication origin of the session",
-				err) != 0)
+		exec_ok(ps, DTS_ORIGIN_SESSION_SETUP_SQL, 1, params,
+				"set up the replication origin of the session", err) != 0)
 	{
 		dts_error_hint(err, "Another pg_dts_ship of task \"%s\" may still be applying to this destination.",
 					   ps->task_name);
@@ -3131,7 +3132,7 @@ careful_insert(CarefulCtx *cx, PgVal *t, const bool *mask)
 	p->n = nvals + key.n;
 	if (!failed)
 		goto done;
-	if (!sqlstate_is(res, "23505"))
+	if (!sqlstate_is(res, DTS_SQLSTATE_UNIQUE_VIOLATION))
 	{
 		rc = statement_error(cx, res, &key);
 		goto done;
@@ -3245,7 +3246,7 @@ careful_update(CarefulCtx *cx)
 	res = exec_guarded(ps, ps->sql.data, p, &failed);
 	if (!failed && affected(res) == 1)
 		goto done;
-	if (failed && !sqlstate_is(res, "23505"))
+	if (failed && !sqlstate_is(res, DTS_SQLSTATE_UNIQUE_VIOLATION))
 	{
 		rc = statement_error(cx, res, &key);
 		goto done;
