@@ -78,7 +78,8 @@ if ! gcc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -DFRONTEND \
 	-I"$repo/include" -I"$repo/shipper" -I"$("$PG_CONFIG" --includedir)" \
 	-o "$driver" "$here/pgsync_driver.c" "$repo/shipper/schema_sync.c" \
-	"$repo/shipper/full_sync.c" "$repo/shipper/sync_tables.c" \
+	"$repo/shipper/full_sync.c" "$repo/shipper/copy_relay.c" \
+	"$repo/shipper/sync_tables.c" \
 	"$repo/shipper/verify.c" "$repo/shipper/task.c" "$repo/shipper/log.c" \
 	-L"$("$PG_CONFIG" --libdir)" -lpq -ljansson -lpthread; then
 	not_ok "build pgsync_driver"
