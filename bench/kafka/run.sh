@@ -19,7 +19,8 @@
 #				kcat -P -z lz4 (one message per line: one per change, plus
 #				a begin and a commit line per transaction)
 #	floor		pg_recvlogical -P pgoutput -o publication_names=bench_none
-#				-E END -f /dev/null, first and last: the walsender reads and
+#				-E END -f /dev/null, first in every round and once after
+#				the last: the walsender reads and
 #				decodes the same WAL and replays every transaction, but the
 #				publication has no table, so nothing is formatted or sent.
 #				Not a contender: about the least time any consumer of this
@@ -27,6 +28,11 @@
 #				pay alike), so pipeline / floor is about the highest ratio
 #				the run allows.
 #
+# The contenders run in BENCH_ROUNDS rounds (floor, DTS Avro, SharePlex
+# JSON, pipeline), each on slots and topics of its own, all made before
+# the workload: this machine's run-to-run drift is larger than the
+# differences that matter, so every round's ratios are reported, and
+# their medians.
 # Each is timed from start to exit (all messages delivered: kcat and the
 # sink both flush before exiting); memory is the maximum RSS from
 # /usr/bin/time -v (for the pipeline, of each process).  Messages are
@@ -39,6 +45,7 @@
 #	BENCH_UPDATES=200000	rows updated
 #	BENCH_DELETES=100000	rows deleted
 #	BENCH_BATCH=10000		rows per transaction
+#	BENCH_ROUNDS=3			rounds of all contenders (1 to 4)
 #	BENCH_RESULTS=bench/kafka/results.md
 #	BENCH_HOST=<socket dir>	host both contenders connect to (127.0.0.1: TCP)
 #
@@ -52,6 +59,8 @@ ROWS=${BENCH_ROWS:-1000000}
 UPDATES=${BENCH_UPDATES:-200000}
 DELETES=${BENCH_DELETES:-100000}
 BATCH=${BENCH_BATCH:-10000}
+ROUNDS=${BENCH_ROUNDS:-3}
+case $ROUNDS in 1|2|3|4) ;; *) echo "bench: BENCH_ROUNDS must be 1 to 4 (got $ROUNDS)" >&2; exit 1 ;; esac
 RESULTS=${BENCH_RESULTS:-$here/results.md}
 bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 # The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
@@ -74,7 +83,11 @@ work=$(mktemp -d /tmp/pg_dts_kbench.XXXXXX)
 mock_pid=
 trap '[ -n "$mock_pid" ] && kill "$mock_pid"; rm -rf "$work"; pgc_cleanup' EXIT
 
-build/mock_broker -t bench_dts:6 -t bench_sp:6 -t bench_w2j:6 >"$work/bootstrap" 2>"$work/mock.log" &
+topics=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	topics+=(-t "bench_dts$r:6" -t "bench_sp$r:6" -t "bench_w2j$r:6")
+done
+build/mock_broker "${topics[@]}" >"$work/bootstrap" 2>"$work/mock.log" &
 mock_pid=$!
 for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
 B=$(head -1 "$work/bootstrap")
@@ -84,12 +97,15 @@ CREATE EXTENSION pg_dts;
 CREATE PUBLICATION bench_none;
 CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c timestamptz,
 	d numeric(12,2), e jsonb);
-SELECT 1 FROM pg_create_logical_replication_slot('bench_dts', 'pg_dts');
-SELECT 1 FROM pg_create_logical_replication_slot('bench_sp', 'pg_dts');
-SELECT 1 FROM pg_create_logical_replication_slot('bench_w2j', 'wal2json');
-SELECT 1 FROM pg_create_logical_replication_slot('bench_floor1', 'pgoutput');
-SELECT 1 FROM pg_create_logical_replication_slot('bench_floor2', 'pgoutput');
+SELECT 1 FROM pg_create_logical_replication_slot('bench_floor_last', 'pgoutput');
 SQL
+for ((r = 1; r <= ROUNDS; r++)); do
+	pgc_psql -o /dev/null \
+		-c "SELECT pg_create_logical_replication_slot('bench_dts$r', 'pg_dts')" \
+		-c "SELECT pg_create_logical_replication_slot('bench_sp$r', 'pg_dts')" \
+		-c "SELECT pg_create_logical_replication_slot('bench_w2j$r', 'wal2json')" \
+		-c "SELECT pg_create_logical_replication_slot('bench_floor$r', 'pgoutput')"
+done
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes ($CHANGES changes), $BATCH rows per transaction"
 {
 	for ((lo = 1; lo <= ROWS; lo += BATCH)); do
@@ -111,7 +127,6 @@ end=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 # wait until the WAL is flushed: SQL decoding stops at the flush LSN
 until [ "$(pgc_psql -Atc "SELECT pg_current_wal_flush_lsn() >= '$end'")" = t ]; do sleep 0.05; done
 
-printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_dts", "format": "avro", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task.json"
 # Both contenders connect the same way: the unix socket by default, or
 # BENCH_HOST (e.g. 127.0.0.1: TCP on loopback, as a shipper on another host would)
 conninfo="host=${BENCH_HOST:-$PGC_SOCK} port=$PGC_PORT dbname=postgres user=postgres"
@@ -130,65 +145,79 @@ count_msgs()
 	echo "$total"
 }
 
-# floor_run SLOT: the walsender's floor (see above) on SLOT, timed into floor_s
-floor_s=()
+# timed LABEL CMD...: runs CMD, appends "round label seconds" to times.tsv
+timed()
+{
+	local label=$1 a b
+	shift
+	a=$(date +%s.%N)
+	"$@"
+	b=$(date +%s.%N)
+	printf '%s\t%s\t%s\n' "$round" "$label" \
+		"$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')" >>"$work/times.tsv"
+}
+# the walsender's floor (see above) on slot $1
 floor_run()
 {
-	local a b
-
-	echo "bench: the walsender's floor (pgoutput, a publication without tables)"
-	a=$(date +%s.%N)
-	pg_recvlogical -d "$conninfo" -S "$1" --start -E "$end" \
+	echo "bench: round $round: the walsender's floor (pgoutput, a publication without tables)"
+	timed floor pg_recvlogical -d "$conninfo" -S "$1" --start -E "$end" \
 		-o proto_version=1 -o publication_names=bench_none -f /dev/null
-	b=$(date +%s.%N)
-	floor_s+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')")
 }
-floor_run bench_floor1
+# ship_run TAG FORMAT: pg_dts_ship's Kafka sink in FORMAT (avro, shareplex_json), on
+# slot and topic bench_TAG<round>
+ship_run()
+{
+	local tag=$1 format=$2
+	printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_%s%s", "format": "%s", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' \
+		"$B" "$tag" "$round" "$format" >"$work/task_$tag.json"
+	echo "bench: round $round: pg_dts Kafka sink ($format)"
+	timed "$tag" /usr/bin/time -v -o "$work/$tag$round.time" "$ship" -d "$conninfo" \
+		-S "bench_$tag$round" --task "$work/task_$tag.json" --start -n -E "$end" \
+		2>"$work/$tag$round.log"
+	tail -1 "$work/$tag$round.log"
+	printf '%s\t%s_msgs\t%s\n' "$round" "$tag" "$(count_msgs "bench_$tag$round")" >>"$work/times.tsv"
+	printf '%s\t%s_rss\t%s\n' "$round" "$tag" "$(rss_of "$work/$tag$round.time")" >>"$work/times.tsv"
+}
+pipeline()
+{
+	/usr/bin/time -v -o "$work/recv$round.time" pg_recvlogical -d "$conninfo" \
+		-S "bench_w2j$round" --start -E "$end" -o format-version=2 -f - 2>"$work/recv.log" |
+		/usr/bin/time -v -o "$work/kcat$round.time" kcat -P -b "$B" -t "bench_w2j$round" -z lz4 \
+			-X queue.buffering.max.messages=1000000 2>"$work/kcat.log"
+}
+pipeline_run()
+{
+	echo "bench: round $round: pg_recvlogical -P wal2json | kcat -P"
+	timed w2j pipeline
+	printf '%s\tw2j_msgs\t%s\n' "$round" "$(count_msgs "bench_w2j$round")" >>"$work/times.tsv"
+	printf '%s\tw2j_rss\t%s kB + %s kB\n' "$round" "$(rss_of "$work/recv$round.time")" \
+		"$(rss_of "$work/kcat$round.time")" >>"$work/times.tsv"
+}
 
-echo "bench: pg_dts Kafka sink (DTS Avro)"
-t0=$(date +%s.%N)
-/usr/bin/time -v -o "$work/dts.time" "$ship" -d "$conninfo" \
-	-S bench_dts --task "$work/task.json" --start -n -E "$end" 2>"$work/dts.log"
-t1=$(date +%s.%N)
-tail -1 "$work/dts.log"
-dts_msgs=$(count_msgs bench_dts)
+: >"$work/times.tsv"
+for ((round = 1; round <= ROUNDS; round++)); do
+	floor_run "bench_floor$round"
+	ship_run dts avro
+	ship_run sp shareplex_json
+	pipeline_run
+done
+round=last
+floor_run bench_floor_last
 
-printf '{"name": "bench", "sink": {"type": "kafka", "brokers": "%s", "topic": "bench_sp", "format": "shareplex_json", "partition_policy": "primary_key"}, "heartbeat_interval": 0}\n' "$B" >"$work/task_sp.json"
-echo "bench: pg_dts Kafka sink (SharePlex JSON)"
-t4=$(date +%s.%N)
-/usr/bin/time -v -o "$work/sp.time" "$ship" -d "$conninfo" \
-	-S bench_sp --task "$work/task_sp.json" --start -n -E "$end" 2>"$work/sp.log"
-t5=$(date +%s.%N)
-tail -1 "$work/sp.log"
-sp_msgs=$(count_msgs bench_sp)
-
-echo "bench: pg_recvlogical -P wal2json | kcat -P"
-t2=$(date +%s.%N)
-/usr/bin/time -v -o "$work/recv.time" pg_recvlogical -d "$conninfo" -S bench_w2j \
-	--start -E "$end" -o format-version=2 -f - 2>"$work/recv.log" |
-	/usr/bin/time -v -o "$work/kcat.time" kcat -P -b "$B" -t bench_w2j -z lz4 \
-		-X queue.buffering.max.messages=1000000 2>"$work/kcat.log"
-t3=$(date +%s.%N)
-w2j_msgs=$(count_msgs bench_w2j)
-
-floor_run bench_floor2
-
-python3 - "$RESULTS" "$CHANGES" "$t0" "$t1" "$t2" "$t3" "$dts_msgs" "$w2j_msgs" \
-	"$(rss_of "$work/dts.time")" "$(rss_of "$work/recv.time")" "$(rss_of "$work/kcat.time")" \
-	"$ROWS" "$UPDATES" "$DELETES" "$BATCH" "$t4" "$t5" "$sp_msgs" "$(rss_of "$work/sp.time")" \
-	"${floor_s[0]}" "${floor_s[1]}" <<'PY'
-import datetime, os, platform, subprocess, sys
-(out, changes, t0, t1, t2, t3, dmsgs, wmsgs, drss, rrss, krss,
- rows, upd, dels, batch, t4, t5, smsgs, srss, floor1, floor2) = sys.argv[1:]
+python3 - "$RESULTS" "$CHANGES" "$work/times.tsv" "$ROWS" "$UPDATES" "$DELETES" "$BATCH" <<'PY'
+import datetime, os, statistics, subprocess, sys
+out, changes, tsv, rows, upd, dels, batch = sys.argv[1:]
 changes = int(changes)
-dts_s = float(t1) - float(t0)
-w2j_s = float(t3) - float(t2)
-dts_rate = changes / dts_s
-w2j_rate = changes / w2j_s
-sp_s = float(t5) - float(t4)
-sp_rate = changes / sp_s
-floor1, floor2 = float(floor1), float(floor2)
-floor_s = min(floor1, floor2)
+t = {}
+for line in open(tsv):
+    rnd, label, value = line.rstrip("\n").split("\t")
+    t.setdefault(label, {})[rnd] = value
+rounds = sorted(r for r in t["dts"])
+sec = {k: [float(t[k][r]) for r in rounds] for k in ("dts", "sp", "w2j")}
+floors = [float(t["floor"][r]) for r in rounds] + [float(t["floor"]["last"])]
+# the floor of a round: the faster of the runs just before and just after it
+floor_of = [min(floors[i], floors[i + 1]) for i in range(len(rounds))]
+med = statistics.median
 cpu = "?"
 try:
     for line in open("/proc/cpuinfo"):
@@ -199,23 +228,38 @@ except OSError:
     pass
 ncpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+def secs(xs):
+    return ", ".join("%.2f" % x for x in xs)
+def same(label):
+    vals = [t[label][r] for r in rounds]
+    return vals[0] if len(set(vals)) == 1 else ", ".join(vals)
 rows_md = [
-    ("pg_dts Kafka sink (DTS Avro, primary_key, lz4, idempotent)", dts_s, dts_rate, dmsgs, "%s kB" % drss),
-    ("pg_dts Kafka sink (SharePlex JSON, primary_key, lz4, idempotent)", sp_s, sp_rate, smsgs, "%s kB" % srss),
-    ("pg_recvlogical -P wal2json \\| kcat -P (lz4)", w2j_s, w2j_rate, wmsgs, "%s kB + %s kB" % (rrss, krss)),
+    ("pg_dts Kafka sink (DTS Avro, primary_key, lz4, idempotent)", "dts", same("dts_msgs"), same("dts_rss") + " kB"),
+    ("pg_dts Kafka sink (SharePlex JSON, primary_key, lz4, idempotent)", "sp", same("sp_msgs"), same("sp_rss") + " kB"),
+    ("pg_recvlogical -P wal2json \\| kcat -P (lz4)", "w2j", same("w2j_msgs"), same("w2j_rss")),
 ]
+avro = [w / d for w, d in zip(sec["w2j"], sec["dts"])]
+sp = [w / d for w, d in zip(sec["w2j"], sec["sp"])]
+over = [d / f for d, f in zip(sec["dts"], floor_of)]
+ceil = [w / f for w, f in zip(sec["w2j"], floor_of)]
 with open(out, "w") as f:
     f.write("# Kafka benchmark results\n\n")
     f.write("Produced by `bench/kafka/run.sh`; see bench/README.md (\"kafka\").\n\n")
     f.write("- run: %s UTC, pg_dts %s\n" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), rev))
     f.write("- CPU: %s, %s CPUs; Kafka: librdkafka mock cluster, 3 brokers, 6 partitions\n" % (cpu, ncpu))
     f.write("- connection: %s\n" % (os.environ.get("BENCH_HOST") and "TCP to " + os.environ["BENCH_HOST"] or "unix socket"))
-    f.write("- workload: %s inserts, %s updates, %s deletes = %d changes, %s rows per transaction\n\n" % (rows, upd, dels, changes, batch))
-    f.write("| contender | seconds | changes/s | messages | max RSS |\n|---|---:|---:|---:|---:|\n")
-    for name, s, r, m, rss in rows_md:
-        f.write("| %s | %.2f | %.0f | %s | %s |\n" % (name, s, r, m, rss))
-    f.write("| floor, first and last: the walsender alone (pgoutput, publication without tables, output discarded; not a contender) | %.2f, %.2f | %.0f | 0 | |\n" % (floor1, floor2, changes / floor_s))
-    f.write("\npg_dts / pipeline, changes per second: **%.2f×** with DTS Avro, **%.2f×** with SharePlex JSON.\n" % (dts_rate / w2j_rate, sp_rate / w2j_rate))
-    f.write("\nThe walsender's floor (the faster of its two runs): pg_dts Avro took %.2f× its time; pipeline / floor = **%.2f×**, about the highest ratio a consumer of this walsender could reach in this run.\n" % (dts_s / floor_s, w2j_s / floor_s))
+    f.write("- workload: %s inserts, %s updates, %s deletes = %d changes, %s rows per transaction\n" % (rows, upd, dels, changes, batch))
+    f.write("- %d rounds, each: floor, DTS Avro, SharePlex JSON, pipeline (each on its own slot and topic); one more floor after the last\n\n" % len(rounds))
+    f.write("| contender | seconds, by round | changes/s (median) | messages | max RSS |\n|---|---:|---:|---:|---:|\n")
+    for name, key, msgs, rss in rows_md:
+        f.write("| %s | %s | %.0f | %s | %s |\n" % (name, secs(sec[key]), changes / med(sec[key]), msgs, rss))
+    f.write("| floor: the walsender alone (pgoutput, publication without tables, output discarded; not a contender), before each round and after the last | %s | %.0f | 0 | |\n" % (secs(floors), changes / med(floors)))
+    f.write("\n| round | DTS Avro / pipeline | SharePlex JSON / pipeline | DTS Avro / floor (time) | pipeline / floor |\n|---|---:|---:|---:|---:|\n")
+    for i, r in enumerate(rounds):
+        f.write("| %s | %.2f× | %.2f× | %.2f | %.2f× |\n" % (r, avro[i], sp[i], over[i], ceil[i]))
+    f.write("\npg_dts / pipeline, changes per second, median of %d rounds: **%.2f×** with DTS Avro (rounds: %s), **%.2f×** with SharePlex JSON.\n"
+            % (len(rounds), med(avro), ", ".join("%.2f×" % x for x in avro), med(sp)))
+    f.write("\nThe walsender's floor (a round's floor: the faster of the runs before and after it): pg_dts Avro took %.2f× its time (median); pipeline / floor = **%.2f×** (median), about the highest ratio a consumer of this walsender could reach.\n"
+            % (med(over), med(ceil)))
 print(open(out).read())
 PY
