@@ -145,7 +145,9 @@ count_msgs()
 	echo "$total"
 }
 
-# timed LABEL CMD...: runs CMD, appends "round label seconds" to times.tsv
+# record LABEL VALUE: appends "round label value" to times.tsv
+record() { printf '%s\t%s\t%s\n' "$round" "$1" "$2" >>"$work/times.tsv"; }
+# timed LABEL CMD...: runs CMD, records its seconds under LABEL
 timed()
 {
 	local label=$1 a b
@@ -153,8 +155,7 @@ timed()
 	a=$(date +%s.%N)
 	"$@"
 	b=$(date +%s.%N)
-	printf '%s\t%s\t%s\n' "$round" "$label" \
-		"$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')" >>"$work/times.tsv"
+	record "$label" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')"
 }
 # the walsender's floor (see above) on slot $1
 floor_run()
@@ -175,8 +176,8 @@ ship_run()
 		-S "bench_$tag$round" --task "$work/task_$tag.json" --start -n -E "$end" \
 		2>"$work/$tag$round.log"
 	tail -1 "$work/$tag$round.log"
-	printf '%s\t%s_msgs\t%s\n' "$round" "$tag" "$(count_msgs "bench_$tag$round")" >>"$work/times.tsv"
-	printf '%s\t%s_rss\t%s\n' "$round" "$tag" "$(rss_of "$work/$tag$round.time")" >>"$work/times.tsv"
+	record "${tag}_msgs" "$(count_msgs "bench_$tag$round")"
+	record "${tag}_rss" "$(rss_of "$work/$tag$round.time")"
 }
 pipeline()
 {
@@ -189,9 +190,8 @@ pipeline_run()
 {
 	echo "bench: round $round: pg_recvlogical -P wal2json | kcat -P"
 	timed w2j pipeline
-	printf '%s\tw2j_msgs\t%s\n' "$round" "$(count_msgs "bench_w2j$round")" >>"$work/times.tsv"
-	printf '%s\tw2j_rss\t%s kB + %s kB\n' "$round" "$(rss_of "$work/recv$round.time")" \
-		"$(rss_of "$work/kcat$round.time")" >>"$work/times.tsv"
+	record w2j_msgs "$(count_msgs "bench_w2j$round")"
+	record w2j_rss "$(rss_of "$work/recv$round.time") kB + $(rss_of "$work/kcat$round.time") kB"
 }
 
 : >"$work/times.tsv"

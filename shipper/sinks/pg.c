@@ -591,6 +591,15 @@ put_be64(char *out, uint64_t v)
 	}
 }
 
+/* Whether a statement's result says it ran (a NULL result did not) */
+static bool
+result_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
 static bool
 sqlstate_is(const PGresult *res, const char *state)
 {
@@ -1012,7 +1021,7 @@ static void
 pend_handle(PgSink *ps, const Pending *p, PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
-	bool		ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	bool		ok = result_ok(res);
 	char		msg[400];
 
 	switch (p->kind)
@@ -1277,10 +1286,9 @@ exec_ok(PgSink *ps, const char *sql, int nparams, const char *const *values,
 {
 	PGresult   *res = PQexecParams(ps->conn, sql, nparams, NULL, values, NULL,
 								   NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
 	char		msg[400];
 
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	if (!result_ok(res))
 	{
 		dts_error_set(err, error_class(ps, res),
 					  "could not %s at the destination: %s", what,
@@ -2961,9 +2969,9 @@ fail:
 static bool
 send_piped(PGconn *conn, const char *sql, const Params *p)
 {
-	return p ? PQsendQueryParams(conn, sql, p->n, p->types, p->values,
-								 p->lengths, p->formats, 0) == 1 :
-		PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	return PQsendQueryParams(conn, sql, p ? p->n : 0, p ? p->types : NULL,
+							 p ? p->values : NULL, p ? p->lengths : NULL,
+							 p ? p->formats : NULL, 0) == 1;
 }
 
 /*
@@ -2979,14 +2987,6 @@ piped_result(PGconn *conn)
 	while (res != NULL && (more = PQgetResult(conn)) != NULL)
 		PQclear(more);
 	return res;
-}
-
-static bool
-result_ok(const PGresult *res)
-{
-	ExecStatusType st = PQresultStatus(res);
-
-	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
 /*
