@@ -414,13 +414,19 @@ get_int64(const char *p)
 	return v;
 }
 
+/* Is no transaction open or spooled on our side (the sink aside)? */
+static bool
+source_idle_but_sink(DtsSource *src)
+{
+	return !src->in_txn && !src->in_block &&
+		dts_spool_count(&src->spools) == 0;
+}
+
 /* Is nothing pending anywhere: no transaction open or spooled, sink idle? */
 static bool
 source_idle(DtsSource *src)
 {
-	return !src->in_txn && !src->in_block &&
-		dts_spool_count(&src->spools) == 0 &&
-		src->sink->ops->idle(src->sink);
+	return source_idle_but_sink(src) && src->sink->ops->idle(src->sink);
 }
 
 /* What may be reported as flushed now. */
@@ -1184,8 +1190,19 @@ stream_loop(DtsSource *src, DtsError *err)
 		 * nothing is pending: everything up to it has been received.
 		 */
 		if (src->endpos && src->received_lsn >= src->endpos &&
-			source_idle(src))
-			return finish_stream(src, DTS_STREAM_ENDPOS, err);
+			source_idle_but_sink(src))
+		{
+			/*
+			 * Only the sink may still hold something (a file written
+			 * but not yet synced, messages not yet acknowledged): make it
+			 * durable now rather than when its interval comes round.
+			 */
+			if (!sink->ops->idle(sink) &&
+				sink->ops->flush(sink, true, now, &next_flush, err) != 0)
+				return DTS_STREAM_ERROR;
+			if (sink->ops->idle(sink))
+				return finish_stream(src, DTS_STREAM_ENDPOS, err);
+		}
 		if (src->status_interval_ms > 0)
 		{
 			next_feedback = src->last_feedback_us +

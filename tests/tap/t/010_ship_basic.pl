@@ -329,5 +329,28 @@ unlike(ship_log($ship), qr/\b(FATAL|PANIC)\b/, 'no fatal error in the log');
 ok(!-e "$dir/not_this_one.jsonl",
 	'-f on the command line won over the task file\'s sink path');
 
+# ---- -E with a long fsync interval: the end is made durable at once ----
+# The file sink syncs every --fsync-interval seconds; reaching -E must not
+# wait for that (here an hour, far past run_ship's 60 s timeout), and what
+# it confirms must be in the synced file.
+$node->safe_psql('postgres',
+	"INSERT INTO toast_t VALUES (10, 'endpos', 'e1'), (11, NULL, 'e2')");
+my $end_at = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+my $end_out = "$dir/endpos.jsonl";
+my ($end_rc, undef, $end_err) = run_ship(
+	args => [
+		'--task', $task, '-d', $connstr, '--start', '-f', $end_out,
+		'-F', '3600', '-E', $end_at, '-v'
+	],
+	timeout => 60);
+is($end_rc, 0, '-E with --fsync-interval 3600: pg_dts_ship exits 0 at the end position');
+like($end_err, qr/end position reached; confirmed up to/,
+	'-E: the log says the end position was reached');
+my @end_rows =
+  grep { $_->{kind} eq 'insert' && $_->{table} eq 'toast_t' } @{ json_lines_of($end_out) };
+is(scalar(@end_rows), 2, '-E: both rows inserted before the end position are in the file');
+cmp_ok(lsn_cmp(slot_confirmed_lsn($node, $slot), $last_end), '>', 0,
+	'-E: the slot is confirmed past the transactions of the first run');
+
 $node->stop;
 done_testing();
