@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "nodes/parsenodes.h"
@@ -44,6 +45,8 @@ static void parse_proto_version(PgDtsOptions *opts, const char *name,
 								const char *value);
 static void parse_format(PgDtsOptions *opts, const char *name,
 						 const char *value);
+static void parse_binary_types(PgDtsOptions *opts, const char *name,
+							   const char *value);
 static void parse_batch_bytes(PgDtsOptions *opts, const char *name,
 							  const char *value);
 static void parse_streaming(PgDtsOptions *opts, const char *name,
@@ -64,6 +67,8 @@ static void parse_table_rules(PgDtsOptions *opts, const char *name,
 static const PgDtsOptionDef option_defs[] = {
 	{"proto_version", parse_proto_version, "1"},
 	{"format", parse_format, "\"binary\" or \"text\""},
+	{"binary_types", parse_binary_types,
+	"a comma-separated list of these type names: int2, int4, int8, oid, float4, float8, bool, char, date, time, timetz, timestamp, timestamptz, numeric, bytea, uuid"},
 	{"batch_bytes", parse_batch_bytes, "an integer from 1 to 16777216"},
 	{"streaming", parse_streaming, "a Boolean value"},
 	{"origin", parse_origin, "\"any\" or \"none\""},
@@ -182,6 +187,78 @@ parse_format(PgDtsOptions *opts, const char *name, const char *value)
 		opts->binary = false;
 	else
 		report_bad_value(name, value, find_option(name)->expected);
+}
+
+/*
+ * The built-in types binary_types may name: those with a compact or a
+ * typsend encoding that a text client can render itself (frames.md §4),
+ * under the names format_type() gives them ("char" as char).
+ */
+static const struct
+{
+	const char *name;
+	Oid			oid;
+}			binary_type_names[] = {
+	{"int2", INT2OID}, {"int4", INT4OID}, {"int8", INT8OID}, {"oid", OIDOID},
+	{"float4", FLOAT4OID}, {"float8", FLOAT8OID}, {"bool", BOOLOID},
+	{"char", CHAROID}, {"date", DATEOID}, {"time", TIMEOID},
+	{"timetz", TIMETZOID}, {"timestamp", TIMESTAMPOID},
+	{"timestamptz", TIMESTAMPTZOID}, {"numeric", NUMERICOID},
+	{"bytea", BYTEAOID}, {"uuid", UUIDOID},
+};
+
+StaticAssertDecl(lengthof(binary_type_names) <= PGDTS_MAX_BINARY_TYPES,
+				 "PGDTS_MAX_BINARY_TYPES is too small");
+
+/*
+ * binary_types: columns of these types (the column's own type: not a
+ * domain over one) are sent in their binary encoding even under
+ * format=text.  The empty string names none.
+ */
+static void
+parse_binary_types(PgDtsOptions *opts, const char *name, const char *value)
+{
+	char	   *copy = pstrdup(value);
+	char	   *tok;
+	char	   *save;
+
+	opts->nbinary_types = 0;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+		 tok = strtok_r(NULL, ",", &save))
+	{
+		char	   *t = tok;
+		char	   *end;
+		Oid			oid = InvalidOid;
+
+		while (scanner_isspace(*t))
+			t++;
+		end = t + strlen(t);
+		while (end > t && scanner_isspace(end[-1]))
+			*--end = '\0';
+		for (int i = 0; i < lengthof(binary_type_names); i++)
+			if (pg_strcasecmp(t, binary_type_names[i].name) == 0)
+				oid = binary_type_names[i].oid;
+		if (!OidIsValid(oid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid type name \"%s\" in pg_dts option \"%s\"",
+							t, name),
+					 errhint("The value of \"%s\" must be %s.", name,
+							 find_option(name)->expected)));
+		if (!pg_dts_binary_type(opts, oid))
+			opts->binary_types[opts->nbinary_types++] = oid;
+	}
+	pfree(copy);
+}
+
+/* Is typoid sent in its binary encoding under format=text? */
+bool
+pg_dts_binary_type(const PgDtsOptions *opts, Oid typoid)
+{
+	for (int i = 0; i < opts->nbinary_types; i++)
+		if (opts->binary_types[i] == typoid)
+			return true;
+	return false;
 }
 
 static void

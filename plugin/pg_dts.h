@@ -52,10 +52,15 @@ typedef struct PgDtsTableRule
 	List	   *columns;		/* of char *, when !all_columns */
 } PgDtsTableRule;
 
+/* binary_types names at most this many types (options.c lists them) */
+#define PGDTS_MAX_BINARY_TYPES	16
+
 /* The plugin options of one decoding session (see options.c). */
 typedef struct PgDtsOptions
 {
 	bool		binary;			/* format=binary (default) or text */
+	int			nbinary_types;	/* binary_types: how many */
+	Oid			binary_types[PGDTS_MAX_BINARY_TYPES];	/* binary under text */
 	int			batch_bytes;	/* flush a message once it is this big */
 	bool		streaming;		/* stream in-progress transactions */
 	bool		skip_replayed;	/* origin=none: drop replayed transactions */
@@ -169,6 +174,7 @@ typedef struct PgDtsData
 
 /* options.c */
 extern void pg_dts_parse_options(PgDtsOptions *opts, List *options);
+extern bool pg_dts_binary_type(const PgDtsOptions *opts, Oid typoid);
 extern bool pg_dts_table_selected(const PgDtsOptions *opts,
 								  const char *schema, const char *table);
 extern bool pg_dts_message_selected(const PgDtsOptions *opts,

@@ -341,7 +341,8 @@ build_entry(PgDtsData *data, PgDtsRelEntry *entry, Relation rel)
 		col->key = bms_is_member(att->attnum, keys);
 		if (col->key)
 			entry->nkeys++;
-		choose_value_path(col, data->opts.binary);
+		choose_value_path(col, data->opts.binary ||
+						  pg_dts_binary_type(&data->opts, col->typoid));
 	}
 	MemoryContextSwitchTo(oldcxt);
 

@@ -22,6 +22,7 @@
 
 #include "libpq-fe.h"
 
+#include "formats/record.h"
 #include "heartbeat.h"
 #include "log.h"
 #include "pgtask.h"
@@ -519,6 +520,9 @@ build_plugin_options(Ship *ship)
 	/* the pg sink passes binary values straight to binary parameters */
 	dts_plugin_options_set(po, "format",
 						   ship->task.sink == DTS_SINK_PG ? "binary" : "text");
+	/* the Kafka formats render these types from binary themselves */
+	if (ship->task.sink == DTS_SINK_KAFKA)
+		dts_plugin_options_set(po, "binary_types", DTS_KFMT_BINARY_TYPES);
 	dts_plugin_options_set(po, "streaming", "on");
 	n = dts_task_plugin_options(&ship->task, &names, &values);
 	if (n < 0)

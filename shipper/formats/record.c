@@ -406,10 +406,21 @@ format_timestamp(char *out, size_t size, int64_t us, bool tz)
 	snprintf(out + n, size - n, "%s%s", tz ? "+00" : "", bc ? " BC" : "");
 }
 
+/*
+ * A float's text as PostgreSQL's float4out/float8out write it (with the
+ * default extra_float_digits, 1): the shortest digits that read back to the
+ * same value, in fixed notation for decimal exponents from -4 up to 5
+ * (float4) or 14 (float8), else as d.ddde+XX (src/common/f2s.c, d2s.c).
+ */
 static void
 format_float(char *out, size_t size, double d, bool is_float4)
 {
-	int			maxdigits = is_float4 ? 9 : 17;
+	char		e[48];
+	char		digits[24];
+	int			nd = 0;
+	int			exp;
+	int			n = 0;
+	const char *p;
 
 	if (isnan(d))
 	{
@@ -421,13 +432,60 @@ format_float(char *out, size_t size, double d, bool is_float4)
 		snprintf(out, size, "%s", d > 0 ? "Infinity" : "-Infinity");
 		return;
 	}
-	/* the shortest text that reads back to the same value */
-	for (int digits = 1; digits <= maxdigits; digits++)
+	if (d == 0)
 	{
-		snprintf(out, size, "%.*g", digits, d);
-		if (is_float4 ? (strtof(out, NULL) == (float) d) : (strtod(out, NULL) == d))
-			return;
+		snprintf(out, size, "%s", signbit(d) ? "-0" : "0");
+		return;
 	}
+	/* the shortest digits: "%.*e" with the least precision that reads back */
+	for (int prec = 0; prec < (is_float4 ? 9 : 17); prec++)
+	{
+		snprintf(e, sizeof(e), "%.*e", prec, d);
+		if (is_float4 ? (strtof(e, NULL) == (float) d) : (strtod(e, NULL) == d))
+			break;
+	}
+	p = e;
+	if (*p == '-')
+		out[n++] = *p++;
+	for (; *p != 'e'; p++)
+		if (*p != '.')
+			digits[nd++] = *p;
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	exp = atoi(p + 1);
+	if (exp >= -4 && exp < (is_float4 ? 6 : 15))
+	{
+		if (exp < 0)
+		{
+			out[n++] = '0';
+			out[n++] = '.';
+			for (int i = -1; i > exp; i--)
+				out[n++] = '0';
+			memcpy(out + n, digits, nd);
+			n += nd;
+		}
+		else
+		{
+			for (int i = 0; i <= exp; i++)
+				out[n++] = i < nd ? digits[i] : '0';
+			if (nd > exp + 1)
+			{
+				out[n++] = '.';
+				memcpy(out + n, digits + exp + 1, nd - exp - 1);
+				n += nd - exp - 1;
+			}
+		}
+		out[n] = '\0';
+		return;
+	}
+	out[n++] = digits[0];
+	if (nd > 1)
+	{
+		out[n++] = '.';
+		memcpy(out + n, digits + 1, nd - 1);
+		n += nd - 1;
+	}
+	snprintf(out + n, size - n, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
 }
 
 /* numeric_send image to text (PostgreSQL's get_str_from_var) */

@@ -14,7 +14,10 @@
  * TimeZone=UTC, extra_float_digits=3, IntervalStyle=postgres; the formats
  * parse those texts.  Columns in the plugin's other encodings are rendered to
  * the same texts first (dts_kfmt_value_text), so each format has one path.
- * docs/kafka.md has the full mapping tables.
+ * For the types in DTS_KFMT_BINARY_TYPES the Kafka sink asks for the binary
+ * encodings (plugin option binary_types): rendering them here spares the
+ * walsender their output functions.  docs/kafka.md has the full mapping
+ * tables.
  *
  * shipper/formats/record.h
  *
@@ -123,6 +126,16 @@ extern bool dts_kfmt_numeric_typmod(int32_t typmod, int *precision,
  *		Values as text
  * ----------------------------------------------------------------
  */
+
+/*
+ * The built-in types whose binary encodings dts_kfmt_value_text() renders
+ * exactly as their output functions write them under the settings above
+ * (tests/unit/test_kafka_formats.c, test_value_text_binary), in the plugin
+ * option binary_types' spelling.
+ */
+#define DTS_KFMT_BINARY_TYPES \
+	"int2,int4,int8,oid,float4,float8,bool,char,date,time,timetz," \
+	"timestamp,timestamptz,numeric,bytea,uuid"
 
 /* Scratch space dts_kfmt_value_text() renders non-TEXT values into. */
 typedef struct DtsTextScratch

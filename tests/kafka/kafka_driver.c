@@ -9,7 +9,7 @@
  *	kafka_driver -d CONNINFO -S SLOT --task FILE.json [--until-idle] [-v]
  *
  * Each pass peeks the slot (pg_logical_slot_peek_binary_changes with
- * format 'text', in a session with DateStyle ISO, TimeZone UTC,
+ * format 'text' and the shipper's binary_types for the Kafka sink, in a session with DateStyle ISO, TimeZone UTC,
  * extra_float_digits 3, IntervalStyle postgres, bytea_output hex, as the
  * shipper's), through a cursor so that memory stays bounded, hands each
  * transaction not handed over before to the sink (begin, change...,
@@ -35,6 +35,7 @@
 #include "libpq-fe.h"
 
 #include "pg_dts/frame.h"
+#include "formats/record.h"
 #include "log.h"
 #include "router.h"
 #include "sink.h"
@@ -193,14 +194,15 @@ flush_and_advance(Driver *d, bool force)
 static long
 run_pass(Driver *d)
 {
-	char		sql[512];
+	char		sql[768];
 	long		rows = 0;
 
 	exec_ok(d->conn, "BEGIN");
 	snprintf(sql, sizeof(sql),
 			 "DECLARE c NO SCROLL CURSOR FOR SELECT data FROM "
 			 "pg_logical_slot_peek_binary_changes('%s', NULL, NULL, "
-			 "'proto_version', '1', 'format', 'text')", d->slot);
+			 "'proto_version', '1', 'format', 'text', "
+			 "'binary_types', '" DTS_KFMT_BINARY_TYPES "')", d->slot);
 	exec_ok(d->conn, sql);
 	for (;;)
 	{

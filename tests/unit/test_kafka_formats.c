@@ -2604,6 +2604,44 @@ START_TEST(test_value_text_binary)
 	ck_assert_str_eq(render(701, BV('d', "\x3f\xb9\x99\x99\x99\x99\x99\x9a")), "0.1");
 	ck_assert_str_eq(render(701, BV('d', "\x7f\xf8\x00\x00\x00\x00\x00\x00")), "NaN");
 	ck_assert_str_eq(render(701, BV('d', "\xff\xf0\x00\x00\x00\x00\x00\x00")), "-Infinity");
+	/* float4out/float8out's notation (outputs and images from PostgreSQL 15) */
+	{
+		static const struct
+		{
+			const char *image;
+			const char *text;
+		}			f8[] = {
+			{"\x40\x59\x00\x00\x00\x00\x00\x00", "100"},
+			{"\x43\x0c\x6b\xf5\x26\x34\x00\x00", "1e+15"},
+			{"\x42\xd6\xbc\xc4\x1e\x90\x00\x00", "100000000000000"},
+			{"\x43\x7b\x69\xb4\xba\x63\x0f\x35", "1.2345678901234568e+17"},
+			{"\x3f\x1a\x36\xe2\xeb\x1c\x43\x2d", "0.0001"},
+			{"\x3e\xe4\xf8\xb5\x88\xe3\x68\xf1", "1e-05"},
+			{"\x3e\xef\x75\x10\x4d\x55\x1d\x69", "1.5e-05"},
+			{"\x01\xa5\x6e\x1f\xc2\xf8\xf3\x59", "1e-300"},
+			{"\x00\x00\x00\x00\x00\x00\x00\x01", "5e-324"},
+			{"\x7f\xef\xff\xff\xff\xff\xff\xff", "1.7976931348623157e+308"},
+			{"\xc0\x93\x4a\x00\x00\x00\x00\x00", "-1234.5"},
+			{"\x43\x41\xc3\x79\x37\xe0\x80\x00", "1e+16"},
+			{"\x42\xd6\xbc\xc4\x1e\x8f\xff\xfa", "99999999999999.9"},
+		}, f4[] = {
+			{"\x42\xc8\x00\x00", "100"},
+			{"\x49\x74\x24\x00", "1e+06"},
+			{"\x49\x74\x23\xf0", "999999"},
+			{"\x47\xf1\x20\x00", "123456"},
+			{"\x49\x96\xb4\x38", "1.234567e+06"},
+			{"\x37\x27\xc5\xac", "1e-05"},
+			{"\x7f\x7f\xc9\x9e", "3.4e+38"},
+			{"\x80\x00\x00\x00", "-0"},
+			{"\x00\x00\x00\x01", "1e-45"},
+			{"\x4b\x80\x00\x00", "1.6777216e+07"},
+		};
+
+		for (size_t i = 0; i < sizeof(f8) / sizeof(f8[0]); i++)
+			ck_assert_str_eq(render(701, bv('d', f8[i].image, 8)), f8[i].text);
+		for (size_t i = 0; i < sizeof(f4) / sizeof(f4[0]); i++)
+			ck_assert_str_eq(render(700, bv('f', f4[i].image, 4)), f4[i].text);
+	}
 	ck_assert_str_eq(render(16, BV('1', "\x01")), "t");
 	ck_assert_str_eq(render(18, BV('1', "\xe9")), "\\351");
 	ck_assert_str_eq(render(1082, iv('4', 8825)), "2024-02-29");
