@@ -1196,10 +1196,16 @@ stream_loop(DtsSource *src, DtsError *err)
 			 * Only the sink may still hold something (a file written
 			 * but not yet synced, messages not yet acknowledged): make it
 			 * durable now rather than when its interval comes round.
+			 * Once: a forced flush may wait (Kafka: up to 10 s for
+			 * acknowledgements); if the sink is still busy after it, the
+			 * loop goes on serving the stream until the sink is idle.
 			 */
-			if (!sink->ops->idle(sink) &&
-				sink->ops->flush(sink, true, now, &next_flush, err) != 0)
-				return DTS_STREAM_ERROR;
+			if (!src->endpos_flushed && !sink->ops->idle(sink))
+			{
+				src->endpos_flushed = true;
+				if (sink->ops->flush(sink, true, now, &next_flush, err) != 0)
+					return DTS_STREAM_ERROR;
+			}
 			if (sink->ops->idle(sink))
 				return finish_stream(src, DTS_STREAM_ENDPOS, err);
 		}
@@ -1293,6 +1299,7 @@ reset_stream_state(DtsSource *src)
 	src->in_block = false;
 	src->block_spool = NULL;
 	src->endpos_reached = false;
+	src->endpos_flushed = false;
 	ahead_reset(src);
 }
 

@@ -118,6 +118,7 @@ typedef struct DtsSource
 	int64_t		last_feedback_us;
 	int64_t		message_us;		/* receive time of the current message */
 	bool		endpos_reached;
+	bool		endpos_flushed;	/* -E: the sink was flushed with force once */
 	uint64_t	txns;			/* transactions given to the sink */
 	uint64_t	changes;
 	uint64_t	replayed;		/* changes of the streamed replay under way */
