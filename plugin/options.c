@@ -68,7 +68,7 @@ static const PgDtsOptionDef option_defs[] = {
 	{"proto_version", parse_proto_version, "1"},
 	{"format", parse_format, "\"binary\" or \"text\""},
 	{"binary_types", parse_binary_types,
-	"a comma-separated list of these type names: int2, int4, int8, oid, float4, float8, bool, char, date, time, timetz, timestamp, timestamptz, numeric, bytea, uuid"},
+	"a comma-separated list of built-in type names"},	/* see binary_type_hint() */
 	{"batch_bytes", parse_batch_bytes, "an integer from 1 to 16777216"},
 	{"streaming", parse_streaming, "a Boolean value"},
 	{"origin", parse_origin, "\"any\" or \"none\""},
@@ -210,6 +210,19 @@ static const struct
 StaticAssertDecl(lengthof(binary_type_names) <= PGDTS_MAX_BINARY_TYPES,
 				 "PGDTS_MAX_BINARY_TYPES is too small");
 
+/* "int2, int4, ...": the names above, for the error hint */
+static char *
+binary_type_hint(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < lengthof(binary_type_names); i++)
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+						 binary_type_names[i].name);
+	return buf.data;
+}
+
 /*
  * binary_types: columns of these types (the column's own type: not a
  * domain over one) are sent in their binary encoding even under
@@ -243,8 +256,9 @@ parse_binary_types(PgDtsOptions *opts, const char *name, const char *value)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid type name \"%s\" in pg_dts option \"%s\"",
 							t, name),
-					 errhint("The value of \"%s\" must be %s.", name,
-							 find_option(name)->expected)));
+					 errhint("The value of \"%s\" must be %s: %s.", name,
+							 find_option(name)->expected,
+							 binary_type_hint())));
 		if (!pg_dts_binary_type(opts, oid))
 			opts->binary_types[opts->nbinary_types++] = oid;
 	}

@@ -76,6 +76,8 @@ command -v kcat >/dev/null || { echo "bench: kcat missing" >&2; exit 1; }
 export PGC_EXTRA_PLUGINS=wal2json
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
+# shellcheck source=bench/kafka/workload.sh
+. "$here/workload.sh"
 pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
 	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
 
@@ -107,21 +109,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		-c "SELECT pg_create_logical_replication_slot('bench_floor$r', 'pgoutput')"
 done
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes ($CHANGES changes), $BATCH rows per transaction"
-{
-	for ((lo = 1; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "INSERT INTO bench SELECT i, i, md5(i::text), now() + i * interval '1 second', (i % 100000) / 100.0, jsonb_build_object('k', i, 'tag', 'row' || i) FROM generate_series($lo, $hi) i;"
-	done
-	for ((lo = 1; lo <= UPDATES; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$UPDATES" ] && hi=$UPDATES
-		echo "UPDATE bench SET a = a + 1, b = b || 'x' WHERE id BETWEEN $lo AND $hi;"
-	done
-	first=$((ROWS - DELETES + 1))
-	for ((lo = first; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "DELETE FROM bench WHERE id BETWEEN $lo AND $hi;"
-	done
-} | pgc_psql -o /dev/null
+kafka_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH" | pgc_psql -o /dev/null
 pgc_psql -o /dev/null -c "CHECKPOINT"
 end=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 # wait until the WAL is flushed: SQL decoding stops at the flush LSN
