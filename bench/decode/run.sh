@@ -76,6 +76,8 @@ done
 export PGC_EXTRA_PLUGINS=wal2json
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
+# shellcheck source=bench/workload.sh
+. "$root/bench/workload.sh"
 
 pgc_setup \
 	"shared_buffers = ${BENCH_SHARED_BUFFERS:-1GB}" \
@@ -109,19 +111,7 @@ SQL
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes, $BATCH rows per transaction"
 t0=$(date +%s.%N)
 {
-	for ((lo = 1; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "INSERT INTO bench SELECT i, i, md5(i::text), now() + i * interval '1 second', (i % 100000) / 100.0, jsonb_build_object('k', i, 'tag', 'row' || i) FROM generate_series($lo, $hi) i;"
-	done
-	for ((lo = 1; lo <= UPDATES; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$UPDATES" ] && hi=$UPDATES
-		echo "UPDATE bench SET a = a + 1, b = b || 'x' WHERE id BETWEEN $lo AND $hi;"
-	done
-	first=$((ROWS - DELETES + 1))
-	for ((lo = first; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "DELETE FROM bench WHERE id BETWEEN $lo AND $hi;"
-	done
+	bench_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH"
 } | pgc_psql -o /dev/null
 t1=$(date +%s.%N)
 

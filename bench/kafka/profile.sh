@@ -72,8 +72,8 @@ done
 export PGC_EXTRA_PLUGINS=wal2json
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
-# shellcheck source=bench/kafka/workload.sh
-. "$here/workload.sh"
+# shellcheck source=bench/workload.sh
+. "$root/bench/workload.sh"
 pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
 	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
 
@@ -96,7 +96,7 @@ SELECT 1 FROM pg_create_logical_replication_slot('pristine_pgoutput', 'pgoutput'
 SELECT 1 FROM pg_create_logical_replication_slot('pristine_wal2json', 'wal2json');
 SQL
 echo "profile: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes, $BATCH rows per transaction"
-kafka_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH" | pgc_psql -o /dev/null
+bench_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH" | pgc_psql -o /dev/null
 pgc_psql -o /dev/null -c "CHECKPOINT"
 end=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 until [ "$(pgc_psql -Atc "SELECT pg_current_wal_flush_lsn() >= '$end'")" = t ]; do sleep 0.05; done

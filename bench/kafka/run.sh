@@ -76,8 +76,8 @@ command -v kcat >/dev/null || { echo "bench: kcat missing" >&2; exit 1; }
 export PGC_EXTRA_PLUGINS=wal2json
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
-# shellcheck source=bench/kafka/workload.sh
-. "$here/workload.sh"
+# shellcheck source=bench/workload.sh
+. "$root/bench/workload.sh"
 pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
 	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
 
@@ -109,7 +109,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		-c "SELECT pg_create_logical_replication_slot('bench_floor$r', 'pgoutput')"
 done
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes ($CHANGES changes), $BATCH rows per transaction"
-kafka_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH" | pgc_psql -o /dev/null
+bench_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH" | pgc_psql -o /dev/null
 pgc_psql -o /dev/null -c "CHECKPOINT"
 end=$(pgc_psql -Atc "SELECT pg_current_wal_insert_lsn()")
 # wait until the WAL is flushed: SQL decoding stops at the flush LSN

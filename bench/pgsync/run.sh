@@ -36,6 +36,8 @@ RESULTS=${BENCH_RESULTS:-$root/bench/pgsync/results.md}
 
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
+# shellcheck source=bench/workload.sh
+. "$root/bench/workload.sh"
 
 # Two clusters: pgcluster.sh handles one at a time, so keep the first
 # one's coordinates and clean both up ourselves.
@@ -83,18 +85,7 @@ EOF
 
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes"
 {
-	for ((lo = 1; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "INSERT INTO bench SELECT i, i, md5(i::text), now() + i * interval '1 second', (i % 100000) / 100.0, jsonb_build_object('k', i, 'tag', 'row' || i) FROM generate_series($lo, $hi) i;"
-	done
-	for ((lo = 1; lo <= UPDATES; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$UPDATES" ] && hi=$UPDATES
-		echo "UPDATE bench SET a = a + 1, b = b || 'x' WHERE id BETWEEN $lo AND $hi;"
-	done
-	for ((lo = ROWS - DELETES + 1; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "DELETE FROM bench WHERE id BETWEEN $lo AND $hi;"
-	done
+	bench_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH"
 	echo "SET synchronous_commit = on;"
 	echo "CREATE TABLE bench_end (x int);"
 } | S

@@ -47,6 +47,8 @@ fi
 export PGC_EXTRA_PLUGINS=wal2json
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
+# shellcheck source=bench/workload.sh
+. "$root/bench/workload.sh"
 pgc_setup \
 	"shared_buffers = 1GB" \
 	"max_wal_size = 20GB" \
@@ -74,18 +76,7 @@ SQL
 
 echo "bench: workload: $ROWS inserts, $UPDATES updates, $DELETES deletes"
 {
-	for ((lo = 1; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "INSERT INTO bench SELECT i, i, md5(i::text), now() + i * interval '1 second', (i % 100000) / 100.0, jsonb_build_object('k', i, 'tag', 'row' || i) FROM generate_series($lo, $hi) i;"
-	done
-	for ((lo = 1; lo <= UPDATES; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$UPDATES" ] && hi=$UPDATES
-		echo "UPDATE bench SET a = a + 1, b = b || 'x' WHERE id BETWEEN $lo AND $hi;"
-	done
-	for ((lo = ROWS - DELETES + 1; lo <= ROWS; lo += BATCH)); do
-		hi=$((lo + BATCH - 1)); [ $hi -gt "$ROWS" ] && hi=$ROWS
-		echo "DELETE FROM bench WHERE id BETWEEN $lo AND $hi;"
-	done
+	bench_workload_sql "$ROWS" "$UPDATES" "$DELETES" "$BATCH"
 	# a synchronous commit after the workload flushes all of it; -E stops
 	# at the end of that commit
 	echo "SET synchronous_commit = on;"

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 #
-# bench/kafka/workload.sh
-#	  The Kafka benchmark's workload, shared by run.sh and profile.sh:
-#	  sourced, it defines kafka_workload_sql, which prints the SQL.
+# bench/workload.sh
+#	  The change workload of the decode, ship, pgsync and kafka benchmarks
+#	  (and bench/kafka/profile.sh): sourced, it defines bench_workload_sql,
+#	  which prints the SQL.
 #
-#	kafka_workload_sql ROWS UPDATES DELETES BATCH
+#	bench_workload_sql ROWS UPDATES DELETES BATCH
 #		ROWS inserts into table bench, then UPDATES updates of the first
 #		rows and DELETES deletes of the last ones, BATCH rows per statement
 #		(one transaction each).  Table:
 #		bench (id bigint PRIMARY KEY, a int, b text, c timestamptz,
 #			   d numeric(12,2), e jsonb)
 #
-kafka_workload_sql()
+bench_workload_sql()
 {
 	local rows=$1 updates=$2 deletes=$3 batch=$4 lo hi first
 
