@@ -55,6 +55,8 @@
 
 #define APPNAME				"pg_dts_ship full sync"
 #define ACCOUNT_BYTES		(256 * 1024)	/* flush counters this often */
+#define COPY_CHECK_BYTES	(16 * 1024 * 1024)	/* see dest_copy_ended() */
+#define COPY_CHECK_IDLE_US	1000000
 #define MIN_RANGE_ESTIMATE	8192
 
 typedef enum RangeKind
@@ -124,6 +126,14 @@ typedef struct FullSync
 	int64_t		est_done;		/* by this call */
 	int64_t		start_us;
 	bool		origin_warned;	/* said that the copy has no origin */
+
+	/*
+	 * The coordinator's destination session, idle while the workers copy:
+	 * they use it, one at a time, to see whether the destination still
+	 * runs their COPY (dest_copy_ended()).
+	 */
+	PGconn	   *monitor;
+	pthread_mutex_t monitor_lock;
 } FullSync;
 
 typedef struct Worker
@@ -139,6 +149,10 @@ typedef struct Worker
 	int64_t		acc_rows;		/* not yet added to the shared counters */
 	int64_t		acc_bytes;
 	int64_t		range_bytes;	/* moved for the current range */
+	int64_t		range_rows;
+	int64_t		checked_bytes;	/* range_bytes at the last dest_copy_ended() */
+	int64_t		checked_us;		/* ... and when */
+	bool		dst_ended;		/* the destination ended the COPY: an error */
 } Worker;
 
 void
@@ -1271,10 +1285,14 @@ finish_copy(PGconn *conn, const char *what, DtsError *err)
 		else if (err->cls == DTS_ERROR_NONE)
 		{
 			const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			const char *c = PQresultErrorField(res, PG_DIAG_CONTEXT);
 
+			/* the context's first line says where: "COPY t, line 1000" */
 			dts_error_set(err, PQstatus(conn) == CONNECTION_OK ?
-						  DTS_ERROR_OTHER : DTS_ERROR_CONNECT, "%s: %s",
-						  what, m ? m : PQerrorMessage(conn));
+						  DTS_ERROR_OTHER : DTS_ERROR_CONNECT, "%s: %s%s%.*s%s",
+						  what, m ? m : PQerrorMessage(conn),
+						  c ? " (" : "", c ? (int) strcspn(c, "\n") : 0,
+						  c ? c : "", c ? ")" : "");
 		}
 		PQclear(res);
 	}
@@ -1282,23 +1300,104 @@ finish_copy(PGconn *conn, const char *what, DtsError *err)
 }
 
 /*
+ * Whether the destination has ended this worker's COPY, which only an
+ * error does (a constraint, a type's input function, a lock timeout...).
+ * The server sends the error at once and then skips the CopyData that
+ * follows, but libpq reads the error only after CopyDone: without this
+ * check the worker would read the whole range from the source (a whole
+ * table, maybe hundreds of GB) before it could say what went wrong.
+ * The coordinator's idle destination session looks the worker's backend
+ * up in pg_stat_activity: a COPY that runs is 'active', a failed one is
+ * idle in its aborted transaction.  A state we cannot see (with
+ * track_activities off) says nothing.
+ */
+static bool
+dest_copy_ended(Worker *w)
+{
+	FullSync   *fs = w->fs;
+	char		pid[16];
+	const char *params[1] = {pid};
+	PGresult   *res;
+	bool		ended = false;
+
+	if (fs->monitor == NULL)
+		return false;
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(w->dst));
+	pthread_mutex_lock(&fs->monitor_lock);
+	res = PQexecParams(fs->monitor,
+					   "SELECT state FROM pg_catalog.pg_stat_activity "
+					   "WHERE pid = $1::int4",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		!PQgetisnull(res, 0, 0))
+		ended = strncmp(PQgetvalue(res, 0, 0), "idle", 4) == 0;
+	PQclear(res);
+	pthread_mutex_unlock(&fs->monitor_lock);
+	return ended;
+}
+
+/*
  * The relay's progress callback: adds what moved to the worker's counters,
- * throttles, and stops the relay when the sync is stopping or failed.
+ * throttles, and stops the relay when the sync is stopping or failed, or
+ * when the destination has ended the COPY (every COPY_CHECK_BYTES moved,
+ * and every second while the relay waits).
  */
 static int
 relay_progress(void *arg, int64_t rows, int64_t bytes, DtsError *err)
 {
 	Worker	   *w = arg;
+	int64_t		now = dts_now_us();
 
 	w->acc_rows += rows;
 	w->acc_bytes += bytes;
 	w->range_bytes += bytes;
+	w->range_rows += rows;
 	if (stop_requested(w->fs) || failed(w->fs))
 		return dts_error_set(err, DTS_ERROR_OTHER, "%s: stopped",
 							 w->what);
+	if (w->range_bytes - w->checked_bytes >= COPY_CHECK_BYTES ||
+		now - w->checked_us >= COPY_CHECK_IDLE_US)
+	{
+		w->checked_bytes = w->range_bytes;
+		w->checked_us = now;
+		if (dest_copy_ended(w))
+		{
+			w->dst_ended = true;
+			return dts_error_set(err, DTS_ERROR_OTHER,
+								 "%s: the destination ended the COPY",
+								 w->what);
+		}
+	}
 	if (w->acc_bytes >= ACCOUNT_BYTES)
 		account(w);
 	return 0;
+}
+
+/*
+ * After dest_copy_ended(): ends the COPY and takes the destination's own
+ * error in place of ours.  The source's COPY is left unread; the worker
+ * closes that session.
+ */
+static int
+dest_copy_error(Worker *w, DtsError *err)
+{
+	DtsError	dest_err = {0};
+
+	if (PQputCopyEnd(w->dst, "pg_dts_ship: the COPY had already failed") == 1)
+		(void) finish_copy(w->dst, w->what, &dest_err);
+	dts_log_info("%s: the destination failed the COPY; stopped reading the "
+				 "range from the source after %" PRId64 " rows (%.1f MB)",
+				 w->what, w->range_rows, w->range_bytes / 1048576.0);
+	if (dest_err.cls != DTS_ERROR_NONE)
+		dts_error_hint(&dest_err, "The destination rolled this range back "
+					   "(its server log has the details).  Fix the cause and "
+					   "run the task again: ranges already copied are kept.");
+	if (dest_err.cls != DTS_ERROR_NONE)
+	{
+		dts_error_clear(err);
+		*err = dest_err;
+	}
+	return -1;
 }
 
 /* The progress row's UPDATE and the transaction's end */
@@ -1358,7 +1457,9 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 	}
 	if (dts_sync_run(w->dst, dts_buf_str(&w->sql), what, err) < 0)
 		return -1;
-	w->range_bytes = 0;
+	w->range_bytes = w->range_rows = w->checked_bytes = 0;
+	w->checked_us = dts_now_us();
+	w->dst_ended = false;
 
 	dts_buf_reset(&w->sql);
 	dest_copy_sql(&w->sql, t, stage, freeze);
@@ -1372,7 +1473,7 @@ copy_range(Worker *w, const CopyRange *r, DtsError *err)
 
 	w->what = what;
 	if (dts_copy_relay_run(&w->relay, w->src, w->dst, what, err) < 0)
-		return -1;
+		return w->dst_ended ? dest_copy_error(w, err) : -1;
 	rows = finish_copy(w->src, what, err);
 	if (rows < 0)
 		return -1;
@@ -1672,6 +1773,7 @@ dts_full_sync(const DtsTask *task, const char *src_conninfo,
 	fs.opts = opts;
 	pthread_mutex_init(&fs.lock, NULL);
 	pthread_cond_init(&fs.changed, NULL);
+	pthread_mutex_init(&fs.monitor_lock, NULL);
 
 	if (open_coordinator(&fs, &src, &dst, err) < 0 ||
 		make_plan(&fs, src, dst, err) < 0)
@@ -1682,7 +1784,10 @@ dts_full_sync(const DtsTask *task, const char *src_conninfo,
 				 "(%d whole tables by TRUNCATE and COPY FREEZE), snapshot %s "
 				 "(LSN %s)", task->name, fs.ntables, fs.nranges, fs.nqueue,
 				 nfreeze, snapshot_name, fs.snapshot_lsn);
+	/* (in a transaction block it would see one snapshot of the states) */
+	fs.monitor = PQtransactionStatus(dst) == PQTRANS_IDLE ? dst : NULL;
 	run_workers(&fs);
+	fs.monitor = NULL;
 	if (fs.failed)
 	{
 		*err = fs.err;
@@ -1718,5 +1823,6 @@ cleanup:
 	free(fs.queue);
 	pthread_mutex_destroy(&fs.lock);
 	pthread_cond_destroy(&fs.changed);
+	pthread_mutex_destroy(&fs.monitor_lock);
 	return rc;
 }

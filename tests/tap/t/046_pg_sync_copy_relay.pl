@@ -19,6 +19,17 @@
 #	  rows, copied on two workers with relay.wide: every value arrives
 #	  equal.
 #
+#	  Task fail: the destination rejects relay.big (120,000 rows of 1 kB,
+#	  one range) at its 1000th row (a CHECK whose function says no there).
+#	  The server skips the rest of a failed COPY and libpq reads its error
+#	  only at the COPY's end, so the worker must see the failure on the
+#	  side (full_sync.c dest_copy_ended()) and stop reading the source:
+#	  the shipper must fail with the server's error, and the source must
+#	  have read less than half of the table (its own count, seq_tup_read,
+#	  and the shipper's line).  A build without the check reads it all.
+#	  Then, with the destination's function fixed, the same task runs
+#	  again and completes, as the error's hint says.
+#
 use strict;
 use warnings;
 
@@ -33,7 +44,7 @@ require_ship();
 my $dir = PostgreSQL::Test::Utils::tempdir;
 
 my $src = new_source_cluster('source');
-my $dst = new_destination_cluster('destination', 'slow', 'huge');
+my $dst = new_destination_cluster('destination', 'slow', 'huge', 'fail');
 
 $src->safe_psql(
 	'postgres', q{
@@ -145,5 +156,60 @@ is( $dst->safe_psql('huge', 'SELECT octet_length(v) FROM relay.huge WHERE id IN 
 	"20971520\n20971520", 'huge: both 20 MB values are whole');
 is(table_digest($dst, 'huge', 'wide'), table_digest($src, 'postgres', 'wide'),
 	'huge: relay.wide arrived equal');
+
+# -- fail: the destination rejects a row early in a big range ----------------
+$src->safe_psql(
+	'postgres', q{
+CREATE FUNCTION relay.big_ok(x int) RETURNS boolean LANGUAGE sql IMMUTABLE
+  AS 'SELECT true';
+CREATE TABLE relay.big (id int PRIMARY KEY, pad text CHECK (relay.big_ok(id)));
+INSERT INTO relay.big SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 120000) g;
+});
+# the destination's function rejects ids from 1000 on
+$dst->safe_psql('fail', q{
+CREATE SCHEMA relay;
+CREATE FUNCTION relay.big_ok(x int) RETURNS boolean LANGUAGE sql IMMUTABLE
+  AS 'SELECT x < 1000';
+});
+my $read_before = $src->safe_psql('postgres',
+	"SELECT seq_tup_read FROM pg_stat_user_tables WHERE relid = 'relay.big'::regclass");
+$task = write_task(
+	"$dir/fail.json",
+	{
+		name => 'relay_fail',
+		source => { conninfo => $src->connstr('postgres') },
+		sink => { type => 'pg', conninfo => $dst->connstr('fail') },
+		objects => { relay => { tables => ['big'] } },
+		sync => [ 'schema', 'full' ],
+		parallel => { full_sync_workers => 1 },
+		heartbeat_interval => 0,
+		retry => { connection_minutes => 0, other_minutes => 0 },
+	});
+($rc, $out, $err) = run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+isnt($rc, 0, 'fail: a full sync the destination rejects fails');
+like($err, qr/could not copy range 1\/1 of relay\.big: new row for relation "big" violates check constraint "big_id_check" \(COPY big, line 1000\b/,
+	"fail: the error is the destination's, and names the table") or diag $err;
+my ($relayed) = $err =~ /stopped reading the range from the source after (\d+) rows/;
+ok(defined $relayed && $relayed < 60000,
+	'fail: the shipper stopped reading the source early (' . ($relayed // 'no line') . ' of 120000 rows)')
+  or diag $err;
+# the source's own count, once its COPY sessions are gone (they report
+# their statistics when they exit)
+$src->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE query ILIKE 'COPY%relay%big%'")
+  or die 'the source still runs the COPY of relay.big';
+my $read = $src->safe_psql('postgres',
+	"SELECT seq_tup_read - $read_before FROM pg_stat_user_tables WHERE relid = 'relay.big'::regclass");
+cmp_ok($read, '<', 60000, "fail: the source read $read of 120000 rows");
+like($err, qr/hint: .*Fix the cause and run the task again/, 'fail: the hint says what to do');
+
+# as the hint says: fixed, the same task runs again and completes
+$dst->safe_psql('fail',
+	"CREATE OR REPLACE FUNCTION relay.big_ok(x int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'");
+($rc, $out, $err) = run_ship(args => [ '--task', $task, '--start', '-n', '-v' ], timeout => 180);
+is($rc, 0, 'fail: run again once the destination accepts the rows, the task completes')
+  or diag $err;
+is(table_digest($dst, 'fail', 'big'), table_digest($src, 'postgres', 'big'),
+	'fail: relay.big arrived equal on the second run');
 
 done_testing();
