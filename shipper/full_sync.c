@@ -1389,12 +1389,10 @@ dest_copy_error(Worker *w, DtsError *err)
 				 "range from the source after %" PRId64 " rows (%.1f MB)",
 				 w->what, w->range_rows, w->range_bytes / 1048576.0);
 	if (dest_err.cls != DTS_ERROR_NONE)
+	{
 		dts_error_hint(&dest_err, "The destination rolled this range back "
 					   "(its server log has the details).  Fix the cause and "
 					   "run the task again: ranges already copied are kept.");
-	if (dest_err.cls != DTS_ERROR_NONE)
-	{
-		dts_error_clear(err);
 		*err = dest_err;
 	}
 	return -1;
