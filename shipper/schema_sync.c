@@ -2423,14 +2423,17 @@ cleanup:
 
 /*
  * The indexes and constraints of a table are built as soon as the full
- * sync has copied it, while other tables still copy: one thread, one
- * destination connection, tables in the order they are done.  Before the
- * full sync starts, the post-data is dumped as post-data itself would
- * (the same entries); the thread then takes the tables the full sync
- * hands it.  Each entry is built and
- * recorded as in parallel post-data (its own transaction, a 'post-data
- * entry' row), so post-data afterwards skips it.  A failure here is only
- * a warning: post-data builds the entry again and reports it.
+ * sync has copied it, while other tables still copy: post_data_jobs
+ * threads, each with its destination connection (opened when it gets its
+ * first table), take the tables in the order they are done, one table to
+ * a thread.  Tables that end together (equal tables on as many workers)
+ * are so built at once, as post-data would build them, instead of one
+ * after another.  Before the full sync starts, the post-data is dumped as
+ * post-data itself would (the same entries); the threads then take the
+ * tables the full sync hands them.  Each entry is built and recorded as
+ * in parallel post-data (its own transaction, a 'post-data entry' row),
+ * so post-data afterwards skips it.  A failure here is only a warning:
+ * post-data builds the entry again and reports it.
  */
 struct DtsPostDataEarly
 {
@@ -2440,7 +2443,10 @@ struct DtsPostDataEarly
 	char	   *dst_conninfo;
 	PostData	pd;
 	bool		ready;			/* pd holds the entries */
-	pthread_t	thread;
+	pthread_t  *threads;
+	int			nthreads;
+	int			most_busy;		/* the most threads building at once */
+	int			busy;			/* under lock, as are the fields below */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	char	  **queue;			/* "schema\ttable" of tables copied */
@@ -2449,7 +2455,7 @@ struct DtsPostDataEarly
 	bool		closing;
 	bool		cancel;			/* closing: drop what is still queued */
 	int			built;
-	int64_t		busy_us;
+	int64_t		busy_us;		/* building, summed over the threads */
 };
 
 /* Dumps post-data and splits it: ss->dst's transaction is rolled back */
@@ -2502,13 +2508,17 @@ cleanup:
 	return rc;
 }
 
-/* Builds the entries of one copied table on *conn (opened when needed) */
+/*
+ * Builds the entries of one copied table on *conn (opened when needed).
+ * Only this thread touches this table's entries.
+ */
 static void
 early_table(DtsPostDataEarly *e, PGconn **conn, const char *name)
 {
 	size_t		sl = strcspn(name, "\t");
 	const char *table = name[sl] ? name + sl + 1 : "";
 	int64_t		t0 = dts_now_us();
+	int			built = 0;
 
 	for (int i = 0; i < e->pd.n; i++)
 	{
@@ -2534,9 +2544,12 @@ early_table(DtsPostDataEarly *e, PGconn **conn, const char *name)
 			}
 			continue;
 		}
-		e->built++;
+		built++;
 	}
+	pthread_mutex_lock(&e->lock);
+	e->built += built;
 	e->busy_us += dts_now_us() - t0;
+	pthread_mutex_unlock(&e->lock);
 }
 
 static void *
@@ -2553,12 +2566,19 @@ early_main(void *arg)
 		while (e->next == e->nqueue && !e->closing)
 			pthread_cond_wait(&e->cond, &e->lock);
 		if (e->next < e->nqueue && !e->cancel)
+		{
 			name = e->queue[e->next++];
+			if (++e->busy > e->most_busy)
+				e->most_busy = e->busy;
+		}
 		pthread_mutex_unlock(&e->lock);
 		if (name == NULL)
 			break;				/* closing, queue empty */
 		if (e->ready)
 			early_table(e, &conn, name);
+		pthread_mutex_lock(&e->lock);
+		e->busy--;
+		pthread_mutex_unlock(&e->lock);
 	}
 	PQfinish(conn);
 	return NULL;
@@ -2569,6 +2589,7 @@ static void
 early_free(DtsPostDataEarly *e)
 {
 	post_data_free(&e->pd);
+	free(e->threads);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
 	free(e->src_conninfo);
@@ -2600,6 +2621,16 @@ dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	/*
+	 * post_data_jobs 1 asks for the whole post-data script in one
+	 * transaction (run_post_data_script()), which builds every entry
+	 * itself: none may be built before.
+	 */
+	if (post_data_jobs(&e->ss) <= 1)
+	{
+		early_free(e);
+		return NULL;
+	}
+	/*
 	 * The dump is made here, before the full sync starts: its source
 	 * connections (ours and pg_dump's) are closed again before the full
 	 * sync opens its own, so the source never sees more connections at
@@ -2609,8 +2640,18 @@ dts_post_data_early_start(const DtsTask *task, const char *src_conninfo,
 		dts_log_warning("schema sync of task \"%s\": could not prepare the "
 						"index builds during the full sync (post-data builds "
 						"them all): %s", task->name, err.msg);
-	if (!e->ready || e->pd.nparallel == e->pd.nskipped ||
-		pthread_create(&e->thread, NULL, early_main, e) != 0)
+	if (!e->ready || e->pd.nparallel == e->pd.nskipped)
+	{
+		early_free(e);
+		return NULL;
+	}
+	e->threads = calloc(post_data_jobs(&e->ss), sizeof(pthread_t));
+	if (e->threads == NULL)
+		abort();
+	while (e->nthreads < post_data_jobs(&e->ss) &&
+		   pthread_create(&e->threads[e->nthreads], NULL, early_main, e) == 0)
+		e->nthreads++;
+	if (e->nthreads == 0)
 	{
 		early_free(e);
 		return NULL;
@@ -2646,14 +2687,16 @@ dts_post_data_early_finish(DtsPostDataEarly *e, bool build_queued)
 	pthread_mutex_lock(&e->lock);
 	e->closing = true;
 	e->cancel = !build_queued;
-	pthread_cond_signal(&e->cond);
+	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
-	pthread_join(e->thread, NULL);
+	for (int i = 0; i < e->nthreads; i++)
+		pthread_join(e->threads[i], NULL);
 	if (e->built > 0)
 		dts_log_info("schema sync of task \"%s\": %d indexes and constraints "
-					 "built during the full sync took %.1f s (%.1f s of it "
-					 "after the copy)", e->ss.task->name, e->built,
-					 e->busy_us / 1e6, (dts_now_us() - t0) / 1e6);
+					 "built during the full sync took %.1f s, %d table%s at "
+					 "once at most (%.1f s after the copy)", e->ss.task->name,
+					 e->built, e->busy_us / 1e6, e->most_busy,
+					 e->most_busy == 1 ? "" : "s", (dts_now_us() - t0) / 1e6);
 	for (int i = 0; i < e->nqueue; i++)
 		free(e->queue[i]);
 	free(e->queue);

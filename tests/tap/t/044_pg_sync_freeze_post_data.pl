@@ -81,7 +81,7 @@ INSERT INTO app.kept VALUES (1, 'dst 1'), (100000, 'dst only');
 
 sub task_file
 {
-	my ($name, $db, $objects) = @_;
+	my ($name, $db, $objects, $extra) = @_;
 	return write_task(
 		"$dir/$name.json",
 		{
@@ -95,6 +95,7 @@ sub task_file
 			objects => $objects,
 			sync => [ 'schema', 'full' ],
 			heartbeat_interval => 0,
+			%{ $extra // {} },
 		});
 }
 
@@ -108,17 +109,22 @@ my $con_sql = q{SELECT string_agg(conname || ':' || contype::text || ':' || conv
 
 # ---- schema + full sync of app: fz with the indexes built while other
 # tables still copy (the default), fzp with them all left to post-data,
-# which builds them on several connections ----
+# which builds them on several connections, fzj with post_data_jobs 1:
+# the whole post-data script in one transaction, so none built before ----
 my ($task, $rc, $out, $err);
 $dst->safe_psql('postgres', 'CREATE DATABASE dst3 TEMPLATE dst');
+$dst->safe_psql('postgres', 'CREATE DATABASE dst4 TEMPLATE dst');
 # live tuples of a table, and those without HEAP_XMIN_FROZEN (0x0300)
 my $frozen_sql = q{SELECT count(*) || ' ' || count(*) FILTER (WHERE t_infomask & 768 <> 768)
   FROM generate_series(0, pg_relation_size('%1$s') / current_setting('block_size')::int - 1) b,
        heap_page_items(get_raw_page('%1$s', b::int)) WHERE lp_flags = 1};
-foreach my $run ([ 'fz', 'dst', {} ], [ 'fzp', 'dst3', { PG_DTS_NO_EARLY_INDEXES => 1 } ])
+foreach my $run (
+	[ 'fz', 'dst', {} ],
+	[ 'fzp', 'dst3', { PG_DTS_NO_EARLY_INDEXES => 1 } ],
+	[ 'fzj', 'dst4', {}, { parallel => { post_data_jobs => 1 } } ])
 {
-	my ($name, $db, $env) = @$run;
-	$task = task_file($name, $db, { app => {} });
+	my ($name, $db, $env, $extra) = @$run;
+	$task = task_file($name, $db, { app => {} }, $extra);
 	($rc, $out, $err) = run_ship(
 		args => [ '--task', $task, '--start', '-n', '-v' ],
 		env => $env,
@@ -127,7 +133,14 @@ foreach my $run ([ 'fz', 'dst', {} ], [ 'fzp', 'dst3', { PG_DTS_NO_EARLY_INDEXES
 	like($err,
 		qr/full sync of task "$name": 4 tables, 4 ranges, 4 to copy \(3 whole tables by TRUNCATE and COPY FREEZE\)/,
 		"$name: the three tables the pre-data created are copied with COPY FREEZE, the kept one is not");
-	if (%$env)
+	if ($extra)
+	{
+		unlike($err, qr/built during the full sync/,
+			"$name: with post_data_jobs 1 no index is built during the full sync");
+		like($err, qr/schema sync of task "$name": post-data done/,
+			"$name: post-data builds them all, in one transaction");
+	}
+	elsif (%$env)
 	{
 		like($err,
 			qr/schema sync of task "$name": 8 post-data indexes and constraints on 4 connections, then 0 other entries/,
