@@ -15,7 +15,9 @@
 # Environment: BENCH_FULL_GB (1), PG_DTS_SHIP, PROFILE_ONLY (a space-
 # separated subset of "dts dump native"), PROFILE_DTS_OPTS (JSON members
 # added to the task file, e.g. '"full_sync": {"workers": 2}'),
-# PROFILE_LOG_MS (500), PROFILE_DST_CONF (extra destination settings, one
+# PROFILE_VARIANTS (a file of lines "name VAR=value ...": more pg_dts_ship
+# runs with that environment; SHIP=path runs another build), PROFILE_LOG_MS
+# (500), PROFILE_DST_CONF (extra destination settings, one
 # per line, applied to every contender), PROFILE_SAME_DST (non-empty: one
 # destination cluster for all, instead of a fresh one for each contender).
 #
@@ -126,7 +128,12 @@ run_dts()
  "objects": {"public": {"all": false, "tables": {"big1": {}, "big2": {}, "big3": {}, "big4": {}}}},
  "heartbeat_interval": 0, "sync": ["schema", "full"]${PROFILE_DTS_OPTS:+, $PROFILE_DTS_OPTS}}
 EOF
-	timed "$CUR" env "$@" "$ship" --task "$out/task.json" --start -n -v 2>"$out/dts.err" ||
+	# a variant may name another build: SHIP=path among its variables
+	local bin=$ship v
+	for v in "$@"; do
+		case $v in SHIP=*) bin=${v#SHIP=} ;; esac
+	done
+	timed "$CUR" env "$@" "$bin" --task "$out/task.json" --start -n -v 2>"$out/dts.err" ||
 		{ tail -n 20 "$out/dts.err" >&2; exit 1; }
 	fix_time "$out/$CUR.time"
 	S -c "SELECT pg_drop_replication_slot('dts_sync_fullbench')" >/dev/null
