@@ -407,8 +407,9 @@ format_timestamp(char *out, size_t size, int64_t us, bool tz)
 }
 
 /*
- * A float's text as PostgreSQL's float4out/float8out write it (with the
- * default extra_float_digits, 1): the shortest digits that read back to the
+ * A float's text as PostgreSQL's float4out/float8out write it with
+ * extra_float_digits > 0 (the shipper's sessions use 3, the default is 1;
+ * both give the same text): the shortest digits that read back to the
  * same value, in fixed notation for decimal exponents from -4 up to 5
  * (float4) or 14 (float8), else as d.ddde+XX (src/common/f2s.c, d2s.c).
  */

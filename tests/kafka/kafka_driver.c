@@ -11,7 +11,8 @@
  * Each pass peeks the slot (pg_logical_slot_peek_binary_changes with
  * format 'text' and the Kafka sink's binary_types, in a session with
  * DateStyle ISO, TimeZone UTC, extra_float_digits 3, IntervalStyle
- * postgres, bytea_output hex: the shipper's options and settings), through a cursor so that memory stays bounded, hands each
+ * postgres, bytea_output hex: the shipper's options and settings),
+ * through a cursor so that memory stays bounded, hands each
  * transaction not handed over before to the sink (begin, change...,
  * commit), calls flush(), and advances the slot to the sink's durable_lsn
  * (pg_replication_slot_advance): the slot's confirmed position is then what
