@@ -14,7 +14,8 @@
 #	test		deps, build, install, unit, regress (and tap when present);
 #				ends with one line "N passed, N failed"
 #	demo		deps, build, install, then tools/demo.sh
-#	bench		deps (with wal2json), build, install, bench/decode/run.sh
+#	bench		deps (with wal2json), build, install, then bench/*/run.sh:
+#				decode, ship, pgsync, kafka (three ways), fullsync
 #
 # Use "make PG_CONFIG=/path/to/pg_config" to build against another server.
 #
@@ -237,5 +238,6 @@ bench: deps-bench
 	PG_CONFIG=$(PG_CONFIG) bench/ship/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/pgsync/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/kafka/run.sh
-	PG_CONFIG=$(PG_CONFIG) BENCH_HOST=127.0.0.1 BENCH_RESULTS=bench/kafka/results_tcp.md bench/kafka/run.sh
+	PG_CONFIG=$(PG_CONFIG) BENCH_HOST=127.0.0.1 BENCH_RESULTS=$${BENCH_RESULTS:-bench/kafka/results_tcp.md} bench/kafka/run.sh
+	PG_CONFIG=$(PG_CONFIG) BENCH_PIN=1 BENCH_RESULTS=$${BENCH_RESULTS:-bench/kafka/results_pinned.md} bench/kafka/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/fullsync/run.sh

@@ -8,6 +8,8 @@
 #	pgc_psql [psql-args ...]	psql on that cluster (ON_ERROR_STOP, no psqlrc)
 #	pgc_stop / pgc_start		stop or (re)start it
 #	pgc_cleanup					stop it and delete its directory (the EXIT trap)
+#	pgc_pin_apart				the server on CPU 0, the calling shell on the
+#								others (benchmarks: as if on two hosts)
 #
 # The cluster lives in its own mktemp directory (PGC_DIR) under
 # ${PGC_TMPDIR:-/tmp}: data/, sock/ (the unix socket), server.log.  PostgreSQL
@@ -158,6 +160,29 @@ pgc_psql()
 {
 	"$PGC_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGC_SOCK" -p "$PGC_PORT" \
 		-U postgres -d "$PGC_DB" "$@"
+}
+
+# pgc_pin_apart: the running server (the postmaster, its processes, and
+# every backend it forks later) on CPU 0, and the calling shell (so every
+# client it starts later) on the other CPUs.  For benchmarks on a small
+# machine: as when the clients run on a host of their own, no client takes
+# the server's CPU and the server takes none of theirs.  Needs two CPUs and
+# taskset (util-linux).
+pgc_pin_apart()
+{
+	local ncpu pm p
+
+	ncpu=$(nproc --all)
+	if [ "$ncpu" -lt 2 ]; then
+		pgc_log "cannot pin the server and the clients apart: this machine has $ncpu CPU"
+		return 1
+	fi
+	pm=$(head -1 "$PGC_DIR/data/postmaster.pid")
+	for p in "$pm" $(pgrep -P "$pm"); do
+		taskset -a -p -c 0 "$p" >/dev/null || return 1
+	done
+	taskset -p -c "1-$((ncpu - 1))" $$ >/dev/null || return 1
+	pgc_log "pinned: the server on CPU 0, the clients on CPU 1-$((ncpu - 1))"
 }
 
 # pgc_cleanup: stop the server and remove its directory (unless PGC_KEEP=1).

@@ -36,8 +36,8 @@
 #	PROFILE_RUNS=5					rounds
 #	PROFILE_CONTENDERS="floor dts w2j"
 #	PG_DTS_SHIP, PG_DTS_SHIP_B, PG_DTS_SHIP_B_OPTS	see above
-#	BENCH_ROWS, BENCH_UPDATES, BENCH_DELETES, BENCH_BATCH, BENCH_HOST: as
-#	in run.sh
+#	BENCH_ROWS, BENCH_UPDATES, BENCH_DELETES, BENCH_BATCH, BENCH_HOST,
+#	BENCH_PIN: as in run.sh
 #
 # Example: is build B faster than the installed one?
 #	PG_DTS_SHIP_B=build/pg_dts_ship PROFILE_CONTENDERS="floor dts dts_b" \
@@ -77,6 +77,7 @@ export PGC_EXTRA_PLUGINS=wal2json
 pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
 	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
 
+[ -z "${BENCH_PIN:-}" ] || pgc_pin_apart
 work=$(mktemp -d /tmp/pg_dts_kprofile.XXXXXX)
 mock_pid=
 trap '[ -n "$mock_pid" ] && kill "$mock_pid"; rm -rf "$work"; pgc_cleanup' EXIT

@@ -48,6 +48,9 @@
 #	BENCH_ROUNDS=3			rounds of all contenders (1 to 4)
 #	BENCH_RESULTS=bench/kafka/results.md
 #	BENCH_HOST=<socket dir>	host both contenders connect to (127.0.0.1: TCP)
+#	BENCH_PIN=				1: the server on CPU 0, every client and the mock
+#							cluster on the other CPUs (tools/pgcluster.sh
+#							pgc_pin_apart), as if on two hosts
 #
 set -euo pipefail
 
@@ -81,6 +84,7 @@ export PGC_EXTRA_PLUGINS=wal2json
 pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
 	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
 
+[ -z "${BENCH_PIN:-}" ] || pgc_pin_apart
 work=$(mktemp -d /tmp/pg_dts_kbench.XXXXXX)
 mock_pid=
 trap '[ -n "$mock_pid" ] && kill "$mock_pid"; rm -rf "$work"; pgc_cleanup' EXIT
@@ -214,7 +218,7 @@ try:
             break
 except OSError:
     pass
-ncpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+ncpu = subprocess.run(["nproc", "--all"], capture_output=True, text=True).stdout.strip()
 rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 def secs(xs):
     return ", ".join("%.2f" % x for x in xs)
@@ -236,6 +240,8 @@ with open(out, "w") as f:
     f.write("- run: %s UTC, pg_dts %s\n" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), rev))
     f.write("- CPU: %s, %s CPUs; Kafka: librdkafka mock cluster, 3 brokers, 6 partitions\n" % (cpu, ncpu))
     f.write("- connection: %s\n" % (os.environ.get("BENCH_HOST") and "TCP to " + os.environ["BENCH_HOST"] or "unix socket"))
+    if os.environ.get("BENCH_PIN"):
+        f.write("- CPUs apart (BENCH_PIN): the server on CPU 0; the clients (pg_dts_ship, pg_recvlogical, kcat) and the mock cluster on the others\n")
     f.write("- workload: %s inserts, %s updates, %s deletes = %d changes, %s rows per transaction\n" % (rows, upd, dels, changes, batch))
     f.write("- %d rounds, each: floor, DTS Avro, SharePlex JSON, pipeline (each on its own slot and topic); one more floor after the last\n\n" % len(rounds))
     f.write("| contender | seconds, by round | changes/s (median) | messages | max RSS |\n|---|---:|---:|---:|---:|\n")
