@@ -406,6 +406,175 @@ format_timestamp(char *out, size_t size, int64_t us, bool tz)
 	snprintf(out + n, size - n, "%s%s", tz ? "+00" : "", bc ? " BC" : "");
 }
 
+/* Two "%e" texts (d.ddde+XX, the same sign) for the same decimal number? */
+static bool
+same_decimal(const char *a, const char *b)
+{
+	const char *ea = strchr(a, 'e');
+	const char *eb = strchr(b, 'e');
+	char		da[200],
+				db[200];
+	int			na = 0,
+				nb = 0;
+
+	if (ea == NULL || eb == NULL || atoi(ea + 1) != atoi(eb + 1))
+		return false;
+	for (const char *p = a; p < ea && na < (int) sizeof(da); p++)
+		if (*p != '.' && *p != '-')
+			da[na++] = *p;
+	for (const char *p = b; p < eb && nb < (int) sizeof(db); p++)
+		if (*p != '.' && *p != '-')
+			db[nb++] = *p;
+	while (na > 1 && da[na - 1] == '0')
+		na--;
+	while (nb > 1 && db[nb - 1] == '0')
+		nb--;
+	return na == nb && memcmp(da, db, na) == 0;
+}
+
+/*
+ * Is the text exactly halfway between the float4 f and its neighbour?
+ * float4out never writes such a text, even where reading it back rounds
+ * to f (PostgreSQL's f2s.c does not accept the bounds of the interval
+ * that reads back; its d2s.c, for float8, does, as reading back does).
+ * The midpoint has 25 significant bits, so a double holds it exactly and
+ * "%.120e" prints all of its digits.
+ */
+static bool
+float4_text_on_bound(const char *text, float f)
+{
+	double		c = strtod(text, NULL);
+	uint32_t	bits;
+	float		neighbour;
+	double		mid;
+	char		exact[200];
+
+	if (c == (double) f)
+		return false;
+	/* f is not zero: one step of its bits moves away from zero or towards it */
+	memcpy(&bits, &f, sizeof(bits));
+	bits += ((c > f) == (f > 0)) ? 1 : -1;
+	memcpy(&neighbour, &bits, sizeof(neighbour));
+	mid = ((double) f + (double) neighbour) / 2;
+	if (c != mid)
+		return false;
+	snprintf(exact, sizeof(exact), "%.120e", mid);
+	return same_decimal(text, exact);
+}
+
+/* Does the text read back as d, and would float4out/float8out write it? */
+static bool
+float_reads_back(const char *text, double d, bool is_float4)
+{
+	if (!is_float4)
+		return strtod(text, NULL) == d;
+	return strtof(text, NULL) == (float) d &&
+		!float4_text_on_bound(text, (float) d);
+}
+
+/*
+ * The "%.*e" text e (d.ddde+XX, optionally signed, not zero) with its last
+ * digit one up (dir > 0) or one down, carrying into the exponent, in as
+ * many digits: 9.99e+05 one up is 1.00e+06, 1.00e+05 one down 9.99e+04.
+ */
+static void
+step_last_digit(const char *e, int dir, char *out, size_t size)
+{
+	const char *x = strchr(e, 'e');
+	bool		neg = (e[0] == '-');
+	char		m[32];
+	int			nm = 0;
+	int			exp = atoi(x + 1);
+	int			i;
+	int			n = 0;
+
+	for (const char *p = e + neg; p < x && nm < (int) sizeof(m); p++)
+		if (*p != '.')
+			m[nm++] = *p;
+	for (i = nm - 1; i >= 0 && m[i] == (dir > 0 ? '9' : '0'); i--)
+		m[i] = dir > 0 ? '0' : '9';
+	if (i < 0)
+	{
+		m[0] = '1';				/* only one up gets here: 9.99 to 1.00 */
+		exp++;
+	}
+	else
+		m[i] += dir > 0 ? 1 : -1;
+	if (m[0] == '0')
+	{
+		memmove(m, m + 1, nm - 1);	/* 1.00e+XX one down is 9.99e+(XX-1) */
+		m[nm - 1] = '9';
+		exp--;
+	}
+	if (neg)
+		out[n++] = '-';
+	out[n++] = m[0];
+	if (nm > 1)
+	{
+		out[n++] = '.';
+		memcpy(out + n, m + 1, nm - 1);
+		n += nm - 1;
+	}
+	snprintf(out + n, size - n, "e%+03d", exp);
+}
+
+/* Are d's significand bits all zero (a power of two)? */
+static bool
+float_is_power_of_two(double d, bool is_float4)
+{
+	if (is_float4)
+	{
+		float		f = (float) d;
+		uint32_t	bits;
+
+		memcpy(&bits, &f, sizeof(bits));
+		return (bits & 0x7fffff) == 0;
+	}
+	else
+	{
+		uint64_t	bits;
+
+		memcpy(&bits, &d, sizeof(bits));
+		return (bits & UINT64_C(0xfffffffffffff)) == 0;
+	}
+}
+
+/*
+ * The shortest "%.*e" text that reads back to d, and of those the closest
+ * to d, as Ryu chooses (src/common/d2s.c, f2s.c).  At each length the
+ * correctly rounded digits are the closest, so where the values that read
+ * back to d lie evenly around it they are the ones to try.  At a power of
+ * two the values below are half as far apart as those above, and the
+ * interval that reads back is lopsided: the correctly rounded digits may
+ * fall out of it on the narrow side while their neighbour one unit up
+ * still reads back (2^-24 is 5.960464477539063e-08, not ...0625e-08).
+ */
+static void
+shortest_float_digits(char *e, size_t size, double d, bool is_float4)
+{
+	bool		lopsided = float_is_power_of_two(d, is_float4);
+	char		neighbour[48];
+
+	for (int prec = 0; prec < (is_float4 ? 9 : 17); prec++)
+	{
+		snprintf(e, size, "%.*e", prec, d);
+		if (float_reads_back(e, d, is_float4))
+			return;
+		if (!lopsided)
+			continue;
+		for (int dir = 1; dir >= -1; dir -= 2)
+		{
+			step_last_digit(e, dir, neighbour, sizeof(neighbour));
+			if (float_reads_back(neighbour, d, is_float4))
+			{
+				snprintf(e, size, "%s", neighbour);
+				return;
+			}
+		}
+	}
+	snprintf(e, size, "%.*e", is_float4 ? 8 : 16, d);
+}
+
 /*
  * A float's text as PostgreSQL's float4out/float8out write it with
  * extra_float_digits > 0 (the shipper's sessions use 3, the default is 1;
@@ -438,13 +607,7 @@ format_float(char *out, size_t size, double d, bool is_float4)
 		snprintf(out, size, "%s", signbit(d) ? "-0" : "0");
 		return;
 	}
-	/* the shortest digits: "%.*e" with the least precision that reads back */
-	for (int prec = 0; prec < (is_float4 ? 9 : 17); prec++)
-	{
-		snprintf(e, sizeof(e), "%.*e", prec, d);
-		if (is_float4 ? (strtof(e, NULL) == (float) d) : (strtod(e, NULL) == d))
-			break;
-	}
+	shortest_float_digits(e, sizeof(e), d, is_float4);
 	p = e;
 	if (*p == '-')
 		out[n++] = *p++;

@@ -2624,6 +2624,12 @@ START_TEST(test_value_text_binary)
 			{"\xc0\x93\x4a\x00\x00\x00\x00\x00", "-1234.5"},
 			{"\x43\x41\xc3\x79\x37\xe0\x80\x00", "1e+16"},
 			{"\x42\xd6\xbc\xc4\x1e\x8f\xff\xfa", "99999999999999.9"},
+			{"\x3f\x18\xe7\x57\x92\x8e\x0c\x9e", "9.5e-05"},
+			/* powers of two: the shortest text is the correctly rounded one's neighbour */
+			{"\x3e\x70\x00\x00\x00\x00\x00\x00", "5.960464477539063e-08"},
+			{"\x3d\x30\x00\x00\x00\x00\x00\x00", "5.684341886080802e-14"},
+			{"\x45\x80\x00\x00\x00\x00\x00\x00", "6.189700196426902e+26"},
+			{"\xc5\x80\x00\x00\x00\x00\x00\x00", "-6.189700196426902e+26"},
 		}, f4[] = {
 			{"\x42\xc8\x00\x00", "100"},
 			{"\x49\x74\x24\x00", "1e+06"},
@@ -2635,6 +2641,13 @@ START_TEST(test_value_text_binary)
 			{"\x80\x00\x00\x00", "-0"},
 			{"\x00\x00\x00\x01", "1e-45"},
 			{"\x4b\x80\x00\x00", "1.6777216e+07"},
+			{"\x0f\x80\x00\x00", "1.2621775e-29"},
+			{"\x6b\x00\x00\x00", "1.5474251e+26"},
+			{"\x6c\x80\x00\x00", "1.2379401e+27"},
+			/* 4.871563e+07 would read back, but lies halfway to the next float4 */
+			{"\x4c\x39\xd5\xdc", "4.8715632e+07"},
+			{"\xcc\xd9\x35\xe8", "-1.13880896e+08"},
+			{"\x4e\xd0\x6a\x40", "1.7483121e+09"},
 		};
 
 		for (size_t i = 0; i < sizeof(f8) / sizeof(f8[0]); i++)
