@@ -13,6 +13,7 @@
  */
 #include "formats/record.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -412,8 +413,8 @@ same_decimal(const char *a, const char *b)
 {
 	const char *ea = strchr(a, 'e');
 	const char *eb = strchr(b, 'e');
-	char		da[200],
-				db[200];
+	char		da[900],
+				db[900];
 	int			na = 0,
 				nb = 0;
 
@@ -432,33 +433,57 @@ same_decimal(const char *a, const char *b)
 	return na == nb && memcmp(da, db, na) == 0;
 }
 
+#if LDBL_MANT_DIG < 54
+#error "float_text_on_bound needs a long double that holds a double's midpoints (54 bits)"
+#endif
+
 /*
- * Is the text exactly halfway between the float4 f and its neighbour?
- * float4out never writes such a text, even where reading it back rounds
- * to f (PostgreSQL's f2s.c does not accept the bounds of the interval
- * that reads back; its d2s.c, for float8, does, as reading back does).
- * The midpoint has 25 significant bits, so a double holds it exactly and
- * "%.120e" prints all of its digits.
+ * Is the text exactly halfway between d and its neighbour (the next float4
+ * or float8 on the text's side)?  float4out and float8out never write such
+ * a text, even where reading it back rounds to d: PostgreSQL's f2s.c and
+ * d2s.c do not accept the bounds of the interval that reads back (their
+ * acceptBounds is false unless built STRICTLY_SHORTEST), so
+ * 52990648348713776 is written 5.2990648348713776e+16 and not
+ * 5.299064834871378e+16.  The midpoint has one significant bit more than
+ * the type, so a long double holds it exactly and "%.800Le" prints all of
+ * its digits; reading the text as a long double only sorts out the texts
+ * that cannot be it.
  */
 static bool
-float4_text_on_bound(const char *text, float f)
+float_text_on_bound(const char *text, double d, bool is_float4)
 {
-	double		c = strtod(text, NULL);
-	uint32_t	bits;
-	float		neighbour;
-	double		mid;
-	char		exact[200];
+	long double c = strtold(text, NULL);
+	long double neighbour;
+	long double mid;
+	char		exact[900];
 
-	if (c == (double) f)
+	if (c == (long double) d)
 		return false;
-	/* f is not zero: one step of its bits moves away from zero or towards it */
-	memcpy(&bits, &f, sizeof(bits));
-	bits += ((c > f) == (f > 0)) ? 1 : -1;
-	memcpy(&neighbour, &bits, sizeof(neighbour));
-	mid = ((double) f + (double) neighbour) / 2;
+	/* d is not zero: one step of its bits moves away from zero or towards it */
+	if (is_float4)
+	{
+		float		f = (float) d;
+		uint32_t	bits;
+
+		memcpy(&bits, &f, sizeof(bits));
+		bits += ((c > f) == (f > 0)) ? 1 : -1;
+		memcpy(&f, &bits, sizeof(f));
+		neighbour = f;
+	}
+	else
+	{
+		double		n = d;
+		uint64_t	bits;
+
+		memcpy(&bits, &n, sizeof(bits));
+		bits += ((c > d) == (d > 0)) ? 1 : -1;
+		memcpy(&n, &bits, sizeof(n));
+		neighbour = n;
+	}
+	mid = ((long double) d + neighbour) / 2;
 	if (c != mid)
 		return false;
-	snprintf(exact, sizeof(exact), "%.120e", mid);
+	snprintf(exact, sizeof(exact), "%.800Le", mid);
 	return same_decimal(text, exact);
 }
 
@@ -466,10 +491,9 @@ float4_text_on_bound(const char *text, float f)
 static bool
 float_reads_back(const char *text, double d, bool is_float4)
 {
-	if (!is_float4)
-		return strtod(text, NULL) == d;
-	return strtof(text, NULL) == (float) d &&
-		!float4_text_on_bound(text, (float) d);
+	if (is_float4 ? strtof(text, NULL) != (float) d : strtod(text, NULL) != d)
+		return false;
+	return !float_text_on_bound(text, d, is_float4);
 }
 
 /*

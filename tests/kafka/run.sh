@@ -104,6 +104,7 @@ wait_for()
 ctl=$work/mock.ctl
 "$MOCK" -c "$ctl" -t cdc_p0:4 -t cdc_tbl:4 -t cdc_items:3 -t cdc_pk:6 \
 	-t cdc_sp:3 -t cdc_ship:4 -t cdc_fault:6 -t cdc_kill:6 -t cdc_fatal:2 -t murmur:7 \
+	-t cdc_float:2 \
 	>"$work/bootstrap" 2>"$work/mock.log" &
 mock_pid=$!
 wait_for "the mock cluster" 10 test -s "$work/bootstrap" || exit 1
@@ -532,6 +533,51 @@ check "restart after SIGKILL: driver finishes" drive kill s_kill
 check "after SIGKILL + restart: every change present" bash -c "$(declare -f kc kr); B='$B'; kr cdc_kill | $CHECK keys postgres.public.kill_t: 1 30000"
 check "after SIGKILL + restart: duplicates only after the durable LSN $durable" bash -c "$(declare -f kc kr); B='$B'; kr cdc_kill | $CHECK dups $durable"
 check "after SIGKILL + restart: per-partition order (replays aside)" bash -c "$(declare -f kc kr); B='$B'; kr cdc_kill | $CHECK order"
+
+# ------------------------------------------------------------------
+# Float texts: the sink renders float4 and float8 from their binary
+# values; SharePlex JSON carries them as float4out/float8out write them
+# (extra_float_digits 3): every power of two, integers whose shortest
+# digits lie halfway to the next value, and random values
+# ------------------------------------------------------------------
+pgc_psql -o /dev/null -c "CREATE TABLE float_t (id int PRIMARY KEY, f4 real, f8 double precision)" \
+	-c "SELECT 1 FROM pg_create_logical_replication_slot('s_float', 'pg_dts')"
+pgc_psql -o /dev/null <<'SQL'
+SELECT setseed(0.25);
+INSERT INTO float_t SELECT k + 1100, CASE WHEN k BETWEEN -149 AND 127 THEN power(2::float8, k)::real END,
+	power(2::float8, k) FROM generate_series(-1074, 1023) k;
+INSERT INTO float_t SELECT 3000 + i,
+	((floor(random() * 8388608) + 8388608) * power(2::float8, 1 + i % 17))::real,
+	-((floor(random() * 4503599627370496) + 4503599627370496) * power(2::float8, 2 + i % 17))
+  FROM generate_series(1, 2000) i;
+INSERT INTO float_t SELECT 6000 + i, (random() * power(10::float8, random() * 70 - 35))::real,
+	random() * power(10::float8, random() * 600 - 300)
+  FROM generate_series(1, 2000) i;
+SQL
+task float '{"type": "kafka", "brokers": "'"$B"'", "topic": "cdc_float", "format": "shareplex_json"}'
+float_texts()
+{
+	drive float s_float || { echo "driver failed: $(tail -3 "$work/float.log")"; return 1; }
+	pgc_psql -Atc "SET extra_float_digits = 3; SELECT id, coalesce(f4::text, 'null'), f8::text FROM float_t" >"$work/float_pg.txt"
+	kcat -C -b "$B" -t cdc_float -e -q -f '%s\n' 2>/dev/null | "$PY" -c '
+import json, sys
+want = {}
+for line in open(sys.argv[1]):
+    i, f4, f8 = line.rstrip("\n").split("|")
+    want[i] = (None if f4 == "null" else f4, f8)
+got, bad = 0, []
+for line in sys.stdin:
+    d = json.loads(line)["data"]
+    have = (d["f4"], d["f8"])
+    if have != want.get(str(d["id"])):
+        bad.append("id %s: %s, PostgreSQL %s" % (d["id"], have, want.get(str(d["id"]))))
+    got += 1
+if bad or got != len(want):
+    print("%d of %d rows; %d differ: %s" % (got, len(want), len(bad), "; ".join(bad[:5])))
+    sys.exit(1)
+print("%d rows, %d float texts as PostgreSQL writes them" % (got, 2 * got))' "$work/float_pg.txt"
+}
+check "shareplex_json: float4/float8 texts exactly as PostgreSQL writes them" float_texts
 
 # ------------------------------------------------------------------
 # Configuration errors
