@@ -69,23 +69,11 @@ done
 [ -x build/mock_broker ] || { echo "profile: build/mock_broker missing (make kafka-tools)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "profile: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
-export PGC_EXTRA_PLUGINS=wal2json
-# shellcheck source=tools/pgcluster.sh
-. "$root/tools/pgcluster.sh"
-# shellcheck source=bench/workload.sh
-. "$root/bench/workload.sh"
-pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
-	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
+setup_label=profile
+# shellcheck source=bench/kafka/setup.sh
+. "$root/bench/kafka/setup.sh"
 
-[ -z "${BENCH_PIN:-}" ] || pgc_pin_apart
-work=$(mktemp -d /tmp/pg_dts_kprofile.XXXXXX)
-mock_pid=
-trap '[ -n "$mock_pid" ] && kill "$mock_pid"; rm -rf "$work"; pgc_cleanup' EXIT
-
-build/mock_broker -t profile_dts:6 -t profile_w2j:6 >"$work/bootstrap" 2>"$work/mock.log" &
-mock_pid=$!
-for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
-B=$(head -1 "$work/bootstrap")
+kafka_mock_start -t profile_dts:6 -t profile_w2j:6
 
 pgc_psql -o /dev/null <<'SQL'
 CREATE EXTENSION pg_dts;

@@ -76,27 +76,15 @@ done
 command -v kcat >/dev/null || { echo "bench: kcat missing" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 
-export PGC_EXTRA_PLUGINS=wal2json
-# shellcheck source=tools/pgcluster.sh
-. "$root/tools/pgcluster.sh"
-# shellcheck source=bench/workload.sh
-. "$root/bench/workload.sh"
-pgc_setup "shared_buffers = 512MB" "max_wal_size = 4GB" \
-	"checkpoint_timeout = 1h" "synchronous_commit = off" "autovacuum = off"
-
-[ -z "${BENCH_PIN:-}" ] || pgc_pin_apart
-work=$(mktemp -d /tmp/pg_dts_kbench.XXXXXX)
-mock_pid=
-trap '[ -n "$mock_pid" ] && kill "$mock_pid"; rm -rf "$work"; pgc_cleanup' EXIT
+setup_label=bench
+# shellcheck source=bench/kafka/setup.sh
+. "$root/bench/kafka/setup.sh"
 
 topics=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	topics+=(-t "bench_dts$r:6" -t "bench_sp$r:6" -t "bench_w2j$r:6")
 done
-build/mock_broker "${topics[@]}" >"$work/bootstrap" 2>"$work/mock.log" &
-mock_pid=$!
-for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
-B=$(head -1 "$work/bootstrap")
+kafka_mock_start "${topics[@]}"
 
 pgc_psql -o /dev/null <<'SQL'
 CREATE EXTENSION pg_dts;
