@@ -407,30 +407,73 @@ format_timestamp(char *out, size_t size, int64_t us, bool tz)
 	snprintf(out + n, size - n, "%s%s", tz ? "+00" : "", bc ? " BC" : "");
 }
 
-/* Two "%e" texts (d.ddde+XX, the same sign) for the same decimal number? */
+/*
+ * The digits of a "%e" text (d.ddde+XX, optionally signed), without its
+ * sign and point, into digits (at most cap); trim drops trailing zeros
+ * (keeping one digit).  Returns their number and sets *exp.
+ */
+static int
+e_text_digits(const char *e, char *digits, int cap, bool trim, int *exp)
+{
+	const char *x = strchr(e, 'e');
+	int			nd = 0;
+
+	for (const char *p = e; p < x && nd < cap; p++)
+		if (*p != '.' && *p != '-')
+			digits[nd++] = *p;
+	while (trim && nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	*exp = atoi(x + 1);
+	return nd;
+}
+
+/* Two "%e" texts of the same sign for the same decimal number? */
 static bool
 same_decimal(const char *a, const char *b)
 {
-	const char *ea = strchr(a, 'e');
-	const char *eb = strchr(b, 'e');
 	char		da[900],
 				db[900];
-	int			na = 0,
-				nb = 0;
+	int			xa,
+				xb;
+	int			na = e_text_digits(a, da, sizeof(da), true, &xa);
+	int			nb = e_text_digits(b, db, sizeof(db), true, &xb);
 
-	if (ea == NULL || eb == NULL || atoi(ea + 1) != atoi(eb + 1))
-		return false;
-	for (const char *p = a; p < ea && na < (int) sizeof(da); p++)
-		if (*p != '.' && *p != '-')
-			da[na++] = *p;
-	for (const char *p = b; p < eb && nb < (int) sizeof(db); p++)
-		if (*p != '.' && *p != '-')
-			db[nb++] = *p;
-	while (na > 1 && da[na - 1] == '0')
-		na--;
-	while (nb > 1 && db[nb - 1] == '0')
-		nb--;
-	return na == nb && memcmp(da, db, na) == 0;
+	return xa == xb && na == nb && memcmp(da, db, na) == 0;
+}
+
+/* The bits of d as a float4 (widened) or a float8, and back */
+static uint64_t
+float_bits(double d, bool is_float4)
+{
+	uint64_t	bits;
+
+	if (is_float4)
+	{
+		float		f = (float) d;
+		uint32_t	b32;
+
+		memcpy(&b32, &f, sizeof(b32));
+		return b32;
+	}
+	memcpy(&bits, &d, sizeof(bits));
+	return bits;
+}
+
+static double
+float_from_bits(uint64_t bits, bool is_float4)
+{
+	double		d;
+
+	if (is_float4)
+	{
+		uint32_t	b32 = (uint32_t) bits;
+		float		f;
+
+		memcpy(&f, &b32, sizeof(f));
+		return f;
+	}
+	memcpy(&d, &bits, sizeof(d));
+	return d;
 }
 
 #if LDBL_MANT_DIG < 54
@@ -453,33 +496,15 @@ static bool
 float_text_on_bound(const char *text, double d, bool is_float4)
 {
 	long double c = strtold(text, NULL);
-	long double neighbour;
+	double		neighbour;
 	long double mid;
 	char		exact[900];
 
 	if (c == (long double) d)
 		return false;
 	/* d is not zero: one step of its bits moves away from zero or towards it */
-	if (is_float4)
-	{
-		float		f = (float) d;
-		uint32_t	bits;
-
-		memcpy(&bits, &f, sizeof(bits));
-		bits += ((c > f) == (f > 0)) ? 1 : -1;
-		memcpy(&f, &bits, sizeof(f));
-		neighbour = f;
-	}
-	else
-	{
-		double		n = d;
-		uint64_t	bits;
-
-		memcpy(&bits, &n, sizeof(bits));
-		bits += ((c > d) == (d > 0)) ? 1 : -1;
-		memcpy(&n, &bits, sizeof(n));
-		neighbour = n;
-	}
+	neighbour = float_from_bits(float_bits(d, is_float4) +
+								((c > d) == (d > 0) ? 1 : -1), is_float4);
 	mid = ((long double) d + neighbour) / 2;
 	if (c != mid)
 		return false;
@@ -504,17 +529,12 @@ float_reads_back(const char *text, double d, bool is_float4)
 static void
 step_last_digit(const char *e, int dir, char *out, size_t size)
 {
-	const char *x = strchr(e, 'e');
-	bool		neg = (e[0] == '-');
 	char		m[32];
-	int			nm = 0;
-	int			exp = atoi(x + 1);
+	int			exp;
+	int			nm = e_text_digits(e, m, sizeof(m), false, &exp);
 	int			i;
 	int			n = 0;
 
-	for (const char *p = e + neg; p < x && nm < (int) sizeof(m); p++)
-		if (*p != '.')
-			m[nm++] = *p;
 	for (i = nm - 1; i >= 0 && m[i] == (dir > 0 ? '9' : '0'); i--)
 		m[i] = dir > 0 ? '0' : '9';
 	if (i < 0)
@@ -530,7 +550,7 @@ step_last_digit(const char *e, int dir, char *out, size_t size)
 		m[nm - 1] = '9';
 		exp--;
 	}
-	if (neg)
+	if (e[0] == '-')
 		out[n++] = '-';
 	out[n++] = m[0];
 	if (nm > 1)
@@ -540,27 +560,6 @@ step_last_digit(const char *e, int dir, char *out, size_t size)
 		n += nm - 1;
 	}
 	snprintf(out + n, size - n, "e%+03d", exp);
-}
-
-/* Are d's significand bits all zero (a power of two)? */
-static bool
-float_is_power_of_two(double d, bool is_float4)
-{
-	if (is_float4)
-	{
-		float		f = (float) d;
-		uint32_t	bits;
-
-		memcpy(&bits, &f, sizeof(bits));
-		return (bits & 0x7fffff) == 0;
-	}
-	else
-	{
-		uint64_t	bits;
-
-		memcpy(&bits, &d, sizeof(bits));
-		return (bits & UINT64_C(0xfffffffffffff)) == 0;
-	}
 }
 
 /*
@@ -576,7 +575,9 @@ float_is_power_of_two(double d, bool is_float4)
 static void
 shortest_float_digits(char *e, size_t size, double d, bool is_float4)
 {
-	bool		lopsided = float_is_power_of_two(d, is_float4);
+	/* a power of two: the significand's stored bits are all zero */
+	bool		lopsided = (float_bits(d, is_float4) &
+							(is_float4 ? 0x7fffff : UINT64_C(0xfffffffffffff))) == 0;
 	char		neighbour[48];
 
 	for (int prec = 0; prec < (is_float4 ? 9 : 17); prec++)
@@ -611,10 +612,9 @@ format_float(char *out, size_t size, double d, bool is_float4)
 {
 	char		e[48];
 	char		digits[24];
-	int			nd = 0;
+	int			nd;
 	int			exp;
 	int			n = 0;
-	const char *p;
 
 	if (isnan(d))
 	{
@@ -632,15 +632,9 @@ format_float(char *out, size_t size, double d, bool is_float4)
 		return;
 	}
 	shortest_float_digits(e, sizeof(e), d, is_float4);
-	p = e;
-	if (*p == '-')
-		out[n++] = *p++;
-	for (; *p != 'e'; p++)
-		if (*p != '.')
-			digits[nd++] = *p;
-	while (nd > 1 && digits[nd - 1] == '0')
-		nd--;
-	exp = atoi(p + 1);
+	if (e[0] == '-')
+		out[n++] = '-';
+	nd = e_text_digits(e, digits, sizeof(digits), true, &exp);
 	if (exp >= -4 && exp < (is_float4 ? 6 : 15))
 	{
 		if (exp < 0)
