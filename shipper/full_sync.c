@@ -163,6 +163,7 @@ dts_full_sync_options_init(DtsFullSyncOptions *opts)
 	opts->range_bytes = DTS_FULL_SYNC_RANGE_BYTES_DEFAULT;
 	opts->max_ranges = DTS_FULL_SYNC_MAX_RANGES_DEFAULT;
 	opts->progress_interval_ms = DTS_FULL_SYNC_PROGRESS_MS_DEFAULT;
+	opts->freeze = true;
 }
 
 static bool
@@ -761,8 +762,10 @@ mark_staged(FullSync *fs, PGconn *dst, DtsError *err)
  * all-visible, so that the post-data index builds and every later read
  * do not set hint bits and write the whole heap again (bench/fullsync).
  * The TRUNCATE empties nothing of ours: a whole-table range not done has
- * no committed rows.  PG_DTS_FULL_SYNC_NO_FREEZE (non-empty) turns this
- * off, for measurements.
+ * no committed rows.  DtsFullSyncOptions.freeze false (the task's
+ * "parallel": {"freeze": false}, or PG_DTS_FULL_SYNC_NO_FREEZE, pgtask.c)
+ * turns this off: every table then gets a plain COPY, which takes no lock
+ * that keeps readers out, and its rows are not frozen.
  */
 #define FREEZE_SQL_HEAD \
 	"SELECT u.n FROM (VALUES "
@@ -808,14 +811,13 @@ static int
 mark_freeze(FullSync *fs, PGconn *dst, DtsError *err)
 {
 	const char *params[1] = {fs->task->name};
-	const char *off = getenv("PG_DTS_FULL_SYNC_NO_FREEZE");
 	DtsBuf		sql = {0};
 	DtsBuf		name = {0};
 	PGresult   *res;
 	int			i,
 				n = 0;
 
-	if (off && off[0])
+	if (!fs->opts->freeze)
 		return 0;
 	if (fs->dst_slot[0])
 	{

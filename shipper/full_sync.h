@@ -18,6 +18,7 @@
 #define PG_DTS_SHIP_FULL_SYNC_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -49,6 +50,10 @@ typedef struct DtsFullSyncOptions
 	void		(*table_copied) (void *arg, const char *dst_schema,
 								 const char *dst_table);
 	void	   *table_copied_arg;
+	bool		freeze;			/* copy a table this task's pre-data created
+								 * whole with TRUNCATE + COPY ... FREEZE
+								 * (docs/pg-sync.md); default true; false =
+								 * a plain COPY for every table */
 } DtsFullSyncOptions;
 
 /* What a full sync did */
@@ -64,7 +69,10 @@ typedef struct DtsFullSyncResult
 	char		snapshot_lsn[DTS_LSN_BUFSIZE];	/* recorded with each range */
 } DtsFullSyncResult;
 
-/* Sets every option to its default (DTS_FULL_SYNC_*_DEFAULT, progress NULL) */
+/*
+ * Sets every option to its default (DTS_FULL_SYNC_*_DEFAULT, progress NULL,
+ * freeze true)
+ */
 extern void dts_full_sync_options_init(DtsFullSyncOptions *opts);
 
 /*

@@ -153,6 +153,29 @@ parallel_setting(int task_value, const char *env)
 }
 
 /*
+ * A boolean of the task's "parallel" object if it sets it, else false when
+ * the measurement knob env_off is set (non-empty), else true.  When the
+ * answer is false, *why says which of the two turned it off.
+ */
+static bool
+parallel_switch(DtsSwitch task_value, const char *key, const char *env_off,
+				char *why, size_t whylen)
+{
+	const char *v = getenv(env_off);
+
+	if (task_value == DTS_SWITCH_ON)
+		return true;
+	if (task_value == DTS_SWITCH_OFF)
+		snprintf(why, whylen, "the task sets \"parallel\": {\"%s\": false}",
+				 key);
+	else if (v && v[0])
+		snprintf(why, whylen, "%s is set", env_off);
+	else
+		return true;
+	return false;
+}
+
+/*
  * Exports a snapshot for the full sync: creates the slot with EXPORT on
  * the replication connection repl, or, when the slot exists already (an
  * interrupted run), exports one from the plain connection plain in a
@@ -252,17 +275,32 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 	{
 		int			workers = parallel_setting(task->full_sync_workers,
 											   "PG_DTS_FULL_SYNC_WORKERS");
+		char		why[128];
 
 		dts_full_sync_options_init(&fopts);
 		if (workers > 0)
 			fopts.workers = workers;
 		fopts.progress = stderr;
 		fopts.stop = stop;
+		fopts.freeze = parallel_switch(task->freeze, "freeze",
+									   "PG_DTS_FULL_SYNC_NO_FREEZE",
+									   why, sizeof(why));
+		if (!fopts.freeze)
+			dts_log_info("full sync of task \"%s\": every table is copied "
+						 "with a plain COPY, without TRUNCATE and FREEZE (%s)",
+						 task->name, why);
 		/* each table's indexes as soon as it is copied (schema_sync.h) */
-		if (schema && !(getenv("PG_DTS_NO_EARLY_INDEXES") &&
-						getenv("PG_DTS_NO_EARLY_INDEXES")[0]))
-			early = dts_post_data_early_start(task, params->conninfo,
-											  dst_conninfo, &sopts);
+		if (schema)
+		{
+			if (parallel_switch(task->early_indexes, "early_indexes",
+								"PG_DTS_NO_EARLY_INDEXES", why, sizeof(why)))
+				early = dts_post_data_early_start(task, params->conninfo,
+												  dst_conninfo, &sopts);
+			else
+				dts_log_info("full sync of task \"%s\": no index is built "
+							 "during the copy, post-data builds them all (%s)",
+							 task->name, why);
+		}
 		fopts.table_copied = early ? dts_post_data_early_table : NULL;
 		fopts.table_copied_arg = early;
 		rc_full = dts_full_sync(task, params->conninfo, snapshot, dst_conninfo,

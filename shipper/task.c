@@ -86,7 +86,7 @@ static const char *const throttle_keys[] = {
 	"rows_per_second", "mb_per_second", NULL
 };
 static const char *const parallel_keys[] = {
-	"full_sync_workers", "post_data_jobs", NULL
+	"full_sync_workers", "post_data_jobs", "early_indexes", "freeze", NULL
 };
 
 static const char *const dml_words[] = {
@@ -391,6 +391,18 @@ get_bool(TaskParser *p, const char *path, json_t *v, bool *out)
 	return 0;
 }
 
+/* Same as get_bool(), for a setting that may be left out (DtsSwitch) */
+static int
+get_switch(TaskParser *p, const char *path, json_t *v, DtsSwitch *out)
+{
+	bool		on = false;
+
+	if (get_bool(p, path, v, &on) < 0)
+		return -1;
+	*out = on ? DTS_SWITCH_ON : DTS_SWITCH_OFF;
+	return 0;
+}
+
 /*
  * *out = the number v, which must lie in [min, max] and, if integral, have
  * no fraction; unit describes it ("seconds").
@@ -666,7 +678,11 @@ parse_throttle(TaskParser *p, json_t *v)
 /*
  * "parallel": how many destination connections the full sync copies on
  * and post-data builds indexes on, each 1..DTS_MAX_PARALLEL; left out =
- * 0, the defaults of full_sync.h and schema_sync.h
+ * 0, the defaults of full_sync.h and schema_sync.h.  Also two booleans
+ * about what the full sync does on the destination while it copies:
+ * "early_indexes" (indexes built as each table is copied, on connections
+ * of their own) and "freeze" (TRUNCATE + COPY ... FREEZE, under an ACCESS
+ * EXCLUSIVE lock); left out = DTS_SWITCH_UNSET.
  */
 static int
 parse_parallel(TaskParser *p, json_t *v)
@@ -685,6 +701,13 @@ parse_parallel(TaskParser *p, json_t *v)
 	if ((item = json_object_get(v, "post_data_jobs")) != NULL &&
 		get_int(p, "parallel.post_data_jobs", item, 1, DTS_MAX_PARALLEL,
 				"jobs", &p->task->post_data_jobs) < 0)
+		return -1;
+	if ((item = json_object_get(v, "early_indexes")) != NULL &&
+		get_switch(p, "parallel.early_indexes", item,
+				   &p->task->early_indexes) < 0)
+		return -1;
+	if ((item = json_object_get(v, "freeze")) != NULL &&
+		get_switch(p, "parallel.freeze", item, &p->task->freeze) < 0)
 		return -1;
 	return 0;
 }

@@ -73,6 +73,18 @@ typedef enum DtsSyncPhase
 #define DTS_SYNC_MAX_PHASES 3
 
 /*
+ * A boolean setting the task file may leave out: DTS_SWITCH_UNSET (0, what
+ * dts_task_init() leaves) lets the phase's default or its measurement knob
+ * decide.
+ */
+typedef enum DtsSwitch
+{
+	DTS_SWITCH_UNSET = 0,
+	DTS_SWITCH_OFF,
+	DTS_SWITCH_ON
+} DtsSwitch;
+
+/*
  * Every string of a DtsTask is malloc'd and owned by the task: to override
  * one from the command line, free() it and store a malloc'd copy.
  */
@@ -117,6 +129,15 @@ typedef struct DtsTask
 	 */
 	int			full_sync_workers;
 	int			post_data_jobs;
+
+	/*
+	 * "parallel" too: build each table's indexes as soon as it is copied
+	 * (schema_sync.h), and copy the tables pre-data created with TRUNCATE
+	 * + COPY ... FREEZE (full_sync.h); unset = on, unless
+	 * PG_DTS_NO_EARLY_INDEXES / PG_DTS_FULL_SYNC_NO_FREEZE turn it off
+	 */
+	DtsSwitch	early_indexes;
+	DtsSwitch	freeze;
 
 	/* phases, in order; default just DTS_SYNC_INCREMENTAL */
 	DtsSyncPhase sync[DTS_SYNC_MAX_PHASES];

@@ -54,7 +54,8 @@ static const char *full_example =
 "  \"status_interval\": 7,\n"
 "  \"retry\": {\"connection_minutes\": 60, \"other_minutes\": 5},\n"
 "  \"throttle\": {\"rows_per_second\": 5000, \"mb_per_second\": 1.5},\n"
-"  \"parallel\": {\"full_sync_workers\": 8, \"post_data_jobs\": 2},\n"
+"  \"parallel\": {\"full_sync_workers\": 8, \"post_data_jobs\": 2,\n"
+"               \"early_indexes\": false, \"freeze\": false},\n"
 "  \"sync\": [\"schema\", \"full\", \"incremental\"]\n"
 "}\n";
 
@@ -141,6 +142,8 @@ START_TEST(test_full_example)
 	ck_assert(task.max_mb_per_s == 1.5);
 	ck_assert_int_eq(task.full_sync_workers, 8);
 	ck_assert_int_eq(task.post_data_jobs, 2);
+	ck_assert_int_eq(task.early_indexes, DTS_SWITCH_OFF);
+	ck_assert_int_eq(task.freeze, DTS_SWITCH_OFF);
 	ck_assert_int_eq(task.nsync, 3);
 	ck_assert_int_eq(task.sync[0], DTS_SYNC_SCHEMA);
 	ck_assert_int_eq(task.sync[1], DTS_SYNC_FULL);
@@ -206,10 +209,38 @@ START_TEST(test_defaults)
 	/* 0 = not set: the phases' own defaults */
 	ck_assert_int_eq(task.full_sync_workers, 0);
 	ck_assert_int_eq(task.post_data_jobs, 0);
+	/* unset: on, unless a measurement knob turns it off (pgtask.c) */
+	ck_assert_int_eq(task.early_indexes, DTS_SWITCH_UNSET);
+	ck_assert_int_eq(task.freeze, DTS_SWITCH_UNSET);
 	ck_assert_int_eq(task.nsync, 1);
 	ck_assert_int_eq(task.sync[0], DTS_SYNC_INCREMENTAL);
 	ck_assert(dts_task_has_phase(&task, DTS_SYNC_INCREMENTAL));
 	ck_assert(!dts_task_has_phase(&task, DTS_SYNC_FULL));
+}
+END_TEST
+
+/* The booleans of "parallel": each set on its own, the other left unset */
+START_TEST(test_parallel_switches)
+{
+	load_ok(with_name("\"parallel\": {\"early_indexes\": true, \"freeze\": false}"));
+	ck_assert_int_eq(task.early_indexes, DTS_SWITCH_ON);
+	ck_assert_int_eq(task.freeze, DTS_SWITCH_OFF);
+	ck_assert_int_eq(task.full_sync_workers, 0);
+	ck_assert_int_eq(task.post_data_jobs, 0);
+
+	load_ok(with_name("\"parallel\": {\"freeze\": true}"));
+	ck_assert_int_eq(task.early_indexes, DTS_SWITCH_UNSET);
+	ck_assert_int_eq(task.freeze, DTS_SWITCH_ON);
+
+	load_ok(with_name("\"parallel\": {\"early_indexes\": false, \"post_data_jobs\": 3}"));
+	ck_assert_int_eq(task.early_indexes, DTS_SWITCH_OFF);
+	ck_assert_int_eq(task.freeze, DTS_SWITCH_UNSET);
+	ck_assert_int_eq(task.post_data_jobs, 3);
+
+	/* an empty "parallel" sets nothing */
+	load_ok(with_name("\"parallel\": {}"));
+	ck_assert_int_eq(task.early_indexes, DTS_SWITCH_UNSET);
+	ck_assert_int_eq(task.freeze, DTS_SWITCH_UNSET);
 }
 END_TEST
 
@@ -370,7 +401,13 @@ START_TEST(test_unknown_keys)
 	load_fails(with_name("\"retry\": {\"connection\": 1}"),
 			   "retry.connection: unknown key", NULL);
 	load_fails(with_name("\"parallel\": {\"workers\": 4}"),
-			   "parallel.workers: unknown key; expected one of \"full_sync_workers\", \"post_data_jobs\"",
+			   "parallel.workers: unknown key; expected one of \"full_sync_workers\", \"post_data_jobs\", \"early_indexes\", \"freeze\"",
+			   NULL);
+	load_fails(with_name("\"parallel\": {\"early_index\": false}"),
+			   "parallel.early_index: unknown key (did you mean \"early_indexes\"?)",
+			   NULL);
+	load_fails(with_name("\"parallel\": {\"freez\": true}"),
+			   "parallel.freez: unknown key (did you mean \"freeze\"?)",
 			   NULL);
 	load_fails(with_name("\"objects\": {\"s\": {\"tables\": {\"t\": {\"columns\": {\"c\": {\"rename\": \"d\"}}}}}}"),
 			   "objects.s.tables.t.columns.c.rename: unknown key (did you mean \"name\"?)",
@@ -411,6 +448,16 @@ START_TEST(test_wrong_types)
 	load_fails(with_name("\"parallel\": {\"full_sync_workers\": \"4\"}"),
 			   "parallel.full_sync_workers: expected an integer number of workers from 1 to 64, got a string",
 			   NULL);
+	load_fails(with_name("\"parallel\": {\"early_indexes\": \"false\"}"),
+			   "parallel.early_indexes: expected true or false, got a string",
+			   NULL);
+	load_fails(with_name("\"parallel\": {\"early_indexes\": 0}"),
+			   "parallel.early_indexes: expected true or false, got a number",
+			   NULL);
+	load_fails(with_name("\"parallel\": {\"freeze\": null}"),
+			   "parallel.freeze: expected true or false, got null", NULL);
+	load_fails(with_name("\"parallel\": {\"freeze\": \"off\"}"),
+			   "parallel.freeze: expected true or false, got a string", NULL);
 	load_fails(with_name("\"sync\": \"full\""),
 			   "sync: expected a non-empty array", NULL);
 }
@@ -899,6 +946,7 @@ task_suite(void)
 	tcase_add_checked_fixture(valid, setup, teardown);
 	tcase_add_test(valid, test_full_example);
 	tcase_add_test(valid, test_defaults);
+	tcase_add_test(valid, test_parallel_switches);
 	tcase_add_test(valid, test_whole_database_and_schema_forms);
 	tcase_add_test(valid, test_all_schema_with_tables);
 	tcase_add_test(valid, test_dml_forms);

@@ -10,7 +10,11 @@
 #	  or not) and every page must be all-visible and all-frozen in the
 #	  visibility map (pg_visibility).  A table kept in "conflicting_tables":
 #	  "ignore" mode must not be truncated (its own rows stay) and its copied
-#	  rows are not frozen.
+#	  rows are not frozen.  The task file's "parallel": {"freeze": false}
+#	  turns the path off (a plain COPY: no TRUNCATE, the table keeps the
+#	  relfilenode pre-data gave it, no tuple frozen), as the measurement
+#	  knob PG_DTS_FULL_SYNC_NO_FREEZE does when the task leaves the key
+#	  out; "freeze": true wins over the knob.
 #
 #	  Parallel post-data: primary keys, unique constraints and indexes of
 #	  several tables are built on several connections, then the foreign
@@ -18,7 +22,10 @@
 #	  build fails on the destination (an expression function that raises
 #	  there) fails the task with an error naming the index; the indexes
 #	  built meanwhile are recorded, and the run after the fix skips them,
-#	  builds the rest and leaves no per-entry rows behind.
+#	  builds the rest and leaves no per-entry rows behind.  The indexes
+#	  are built as each table is copied unless "parallel": {"early_indexes":
+#	  false} (or PG_DTS_NO_EARLY_INDEXES, when the key is left out) leaves
+#	  them all to post-data.
 #
 use strict;
 use warnings;
@@ -107,47 +114,105 @@ my $con_sql = q{SELECT string_agg(conname || ':' || contype::text || ':' || conv
   FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
   WHERE n.nspname = '%s' AND contype IN ('p', 'u', 'f', 'x')};
 
-# ---- schema + full sync of app: fz with the indexes built while other
-# tables still copy (the default), fzp with them all left to post-data,
-# which builds them on several connections, fzj with post_data_jobs 1:
-# the whole post-data script in one transaction, so none built before ----
+# ---- schema + full sync of app, five ways.  fz: the defaults, indexes
+# built while other tables still copy, COPY FREEZE.  fzp: the indexes all
+# left to post-data, which builds them on several connections, by the
+# measurement knob PG_DTS_NO_EARLY_INDEXES.  fzj: post_data_jobs 1, the
+# whole post-data script in one transaction, so none built before.  fzt:
+# both knobs set, but the task file's "early_indexes": true and "freeze":
+# true win.  fzn: the task file's "early_indexes": false and "freeze":
+# false, no knob ----
 my ($task, $rc, $out, $err);
-$dst->safe_psql('postgres', 'CREATE DATABASE dst3 TEMPLATE dst');
-$dst->safe_psql('postgres', 'CREATE DATABASE dst4 TEMPLATE dst');
+$dst->safe_psql('postgres', "CREATE DATABASE $_ TEMPLATE dst") foreach qw(dst3 dst4 dst6 dst9);
 # live tuples of a table, and those without HEAP_XMIN_FROZEN (0x0300)
 my $frozen_sql = q{SELECT count(*) || ' ' || count(*) FILTER (WHERE t_infomask & 768 <> 768)
   FROM generate_series(0, pg_relation_size('%1$s') / current_setting('block_size')::int - 1) b,
        heap_page_items(get_raw_page('%1$s', b::int)) WHERE lp_flags = 1};
+# Does the table still have the relfilenode it was created with?  (In
+# PostgreSQL 15 CREATE TABLE gives it its OID; TRUNCATE a new one.)
+my $same_file_sql = q{SELECT relfilenode = oid FROM pg_class WHERE oid = '%s'::regclass};
+my $knobs_off = { PG_DTS_NO_EARLY_INDEXES => 1, PG_DTS_FULL_SYNC_NO_FREEZE => 1 };
 foreach my $run (
-	[ 'fz', 'dst', {} ],
-	[ 'fzp', 'dst3', { PG_DTS_NO_EARLY_INDEXES => 1 } ],
-	[ 'fzj', 'dst4', {}, { parallel => { post_data_jobs => 1 } } ])
+	{ name => 'fz', db => 'dst', indexes => 'early', freeze => 1 },
+	{
+		name => 'fzp',
+		db => 'dst3',
+		env => { PG_DTS_NO_EARLY_INDEXES => 1 },
+		indexes => 'post-data',
+		why => qr/PG_DTS_NO_EARLY_INDEXES is set/,
+		freeze => 1
+	},
+	{
+		name => 'fzj',
+		db => 'dst4',
+		parallel => { post_data_jobs => 1 },
+		indexes => 'script',
+		freeze => 1
+	},
+	{
+		name => 'fzt',
+		db => 'dst6',
+		env => $knobs_off,
+		parallel => { early_indexes => JSON::PP::true, freeze => JSON::PP::true },
+		indexes => 'early',
+		freeze => 1
+	},
+	{
+		name => 'fzn',
+		db => 'dst9',
+		parallel => { early_indexes => JSON::PP::false, freeze => JSON::PP::false },
+		indexes => 'post-data',
+		why => qr/the task sets "parallel": \{"early_indexes": false\}/,
+		freeze => 0
+	})
 {
-	my ($name, $db, $env, $extra) = @$run;
-	$task = task_file($name, $db, { app => {} }, $extra);
+	my ($name, $db) = ($run->{name}, $run->{db});
+	$task = task_file($name, $db, { app => {} },
+		$run->{parallel} ? { parallel => $run->{parallel} } : undef);
 	($rc, $out, $err) = run_ship(
 		args => [ '--task', $task, '--start', '-n', '-v' ],
-		env => $env,
+		env => $run->{env} // {},
 		timeout => 180);
 	is($rc, 0, "$name: schema + full sync of app exits 0") or diag $err;
-	like($err,
-		qr/full sync of task "$name": 4 tables, 4 ranges, 4 to copy \(3 whole tables by TRUNCATE and COPY FREEZE\)/,
-		"$name: the three tables the pre-data created are copied with COPY FREEZE, the kept one is not");
-	if ($extra)
+	if ($run->{freeze})
+	{
+		like($err,
+			qr/full sync of task "$name": 4 tables, 4 ranges, 4 to copy \(3 whole tables by TRUNCATE and COPY FREEZE\)/,
+			"$name: the three tables the pre-data created are copied with COPY FREEZE, the kept one is not");
+		unlike($err, qr/copied with a plain COPY/,
+			"$name: the shipper does not say that FREEZE is off");
+	}
+	else
+	{
+		like($err,
+			qr/full sync of task "$name": every table is copied with a plain COPY, without TRUNCATE and FREEZE \(the task sets "parallel": \{"freeze": false\}\)/,
+			"$name: the shipper says that FREEZE is off, and that the task file turned it off");
+		like($err,
+			qr/full sync of task "$name": 4 tables, 4 ranges, 4 to copy \(0 whole tables by TRUNCATE and COPY FREEZE\)/,
+			"$name: no table is copied by TRUNCATE and COPY FREEZE");
+	}
+	if ($run->{indexes} eq 'script')
 	{
 		unlike($err, qr/built during the full sync/,
 			"$name: with post_data_jobs 1 no index is built during the full sync");
 		like($err, qr/schema sync of task "$name": post-data done/,
 			"$name: post-data builds them all, in one transaction");
 	}
-	elsif (%$env)
+	elsif ($run->{indexes} eq 'post-data')
 	{
+		like($err,
+			qr/full sync of task "$name": no index is built during the copy, post-data builds them all \($run->{why}\)/,
+			"$name: the shipper says that the indexes are left to post-data, and why");
+		unlike($err, qr/built during the full sync/,
+			"$name: no index is built during the full sync");
 		like($err,
 			qr/schema sync of task "$name": 8 post-data indexes and constraints on 4 connections, then 0 other entries/,
 			"$name: post-data builds the 8 indexes and constraints on 4 connections");
 	}
 	else
 	{
+		unlike($err, qr/no index is built during the copy/,
+			"$name: the indexes are not left to post-data");
 		like($err,
 			qr/schema sync of task "$name": 8 indexes and constraints built during the full sync took/,
 			"$name: the 8 indexes and constraints are built as their tables are copied");
@@ -159,15 +224,28 @@ foreach my $run (
 	$dst->safe_psql($db, 'CREATE EXTENSION pg_visibility; CREATE EXTENSION pageinspect');
 	foreach my $t (qw(parent child grandchild))
 	{
-		is( $dst->safe_psql($db, sprintf($frozen_sql, "app.$t")),
-			$src->safe_psql('postgres', "SELECT count(*) FROM app.$t") . ' 0',
-			"$name: app.$t: every row copied, every tuple frozen (HEAP_XMIN_FROZEN)");
-		like(
-			$dst->safe_psql($db,
-				"SELECT count(*) || ' ' || count(*) FILTER (WHERE NOT all_visible OR NOT all_frozen) "
-				  . "FROM pg_visibility_map('app.$t')"),
-			qr/^[1-9]\d* 0$/,
-			"$name: app.$t: every page all-visible and all-frozen in the visibility map");
+		my $n = $src->safe_psql('postgres', "SELECT count(*) FROM app.$t");
+
+		if ($run->{freeze})
+		{
+			is($dst->safe_psql($db, sprintf($frozen_sql, "app.$t")),
+				"$n 0", "$name: app.$t: every row copied, every tuple frozen (HEAP_XMIN_FROZEN)");
+			like(
+				$dst->safe_psql($db,
+					"SELECT count(*) || ' ' || count(*) FILTER (WHERE NOT all_visible OR NOT all_frozen) "
+					  . "FROM pg_visibility_map('app.$t')"),
+				qr/^[1-9]\d* 0$/,
+				"$name: app.$t: every page all-visible and all-frozen in the visibility map");
+			is($dst->safe_psql($db, sprintf($same_file_sql, "app.$t")),
+				'f', "$name: app.$t: truncated in the copy (a new relfilenode)");
+		}
+		else
+		{
+			is($dst->safe_psql($db, sprintf($frozen_sql, "app.$t")),
+				"$n $n", "$name: app.$t: every row copied, none written frozen");
+			is($dst->safe_psql($db, sprintf($same_file_sql, "app.$t")),
+				't', "$name: app.$t: not truncated (the relfilenode pre-data created)");
+		}
 	}
 	is( $dst->safe_psql($db,
 			"SELECT count(*) || ' ' || string_agg(v, ',' ORDER BY id) FILTER (WHERE v LIKE 'dst%') FROM app.kept"),

@@ -5,7 +5,7 @@
 #	  connections the full sync copies on, "post_data_jobs" the number
 #	  post-data builds indexes and constraints on.
 #
-#	  The destination logs every statement of the two target databases
+#	  The destination logs every statement of the three target databases
 #	  (log_statement = all, with the backend's pid in each line), and the
 #	  test counts the distinct backends that ran a COPY ... FROM STDIN and
 #	  those that built one of the indexes or constraints.  The full sync is
@@ -17,11 +17,14 @@
 #	  Task a: full_sync_workers 1, post_data_jobs 1: one copying backend,
 #	  one backend for every index.  Task b: full_sync_workers 3,
 #	  post_data_jobs 2: exactly three copying backends, exactly two that
-#	  build indexes (the defaults are 4).  Both run with
+#	  build indexes (the defaults are 4).  All run with
 #	  PG_DTS_FULL_SYNC_WORKERS=4 and PG_DTS_POST_DATA_JOBS=4 in the
 #	  environment: the task's settings win.  The indexes are left to
-#	  post-data (PG_DTS_NO_EARLY_INDEXES=1), and both copies must be
-#	  complete with every index valid.
+#	  post-data (PG_DTS_NO_EARLY_INDEXES=1): no index build starts before
+#	  the last COPY, and every copy must be complete with every index
+#	  valid.  Task c is task b with the task file's "early_indexes": false
+#	  instead of PG_DTS_NO_EARLY_INDEXES: the same, and the shipper says
+#	  that the task file left the indexes to post-data.
 #
 use strict;
 use warnings;
@@ -36,7 +39,7 @@ require_ship();
 my $dir = PostgreSQL::Test::Utils::tempdir;
 
 my $src = new_source_cluster('source');
-my $dst = new_destination_cluster('destination', 'a', 'b');
+my $dst = new_destination_cluster('destination', 'a', 'b', 'c');
 
 $src->safe_psql(
 	'postgres', q{
@@ -59,9 +62,9 @@ BEGIN
 END $$;
 });
 
-# every statement of a and b in the log, with the backend's pid
+# every statement of a, b and c in the log, with the backend's pid
 $dst->safe_psql('postgres', "ALTER DATABASE $_ SET log_statement = 'all'")
-  foreach qw(a b);
+  foreach qw(a b c);
 
 # The log's entries (a line with the prefix and its continuation lines)
 # from offset on, as [pid, text]
@@ -100,12 +103,34 @@ sub backends
 	return scalar(keys %pids);
 }
 
+# the position in entries of the first or last statement matching re (-1: none)
+sub statement_at
+{
+	my ($which, $re, @entries) = @_;
+	my @at = grep { $entries[$_][1] =~ /statement: / && $entries[$_][1] =~ $re }
+	  0 .. $#entries;
+
+	return -1 unless @at;
+	return $which eq 'first' ? $at[0] : $at[-1];
+}
+
 my $copy_re = qr/\bCOPY "par"\."\w+" .*FROM STDIN/s;
 my $index_re = qr/CREATE INDEX s\d_slow|ADD CONSTRAINT (?:big|s)\d_pkey/;
 
-foreach my $run ([ 'a', 1, 1 ], [ 'b', 3, 2 ])
+foreach my $run ([ 'a', 1, 1, 'env' ], [ 'b', 3, 2, 'env' ], [ 'c', 3, 2, 'task' ])
 {
-	my ($db, $workers, $jobs) = @$run;
+	my ($db, $workers, $jobs, $early_off) = @$run;
+	my %parallel = (full_sync_workers => $workers, post_data_jobs => $jobs);
+	my %env = (PG_DTS_FULL_SYNC_WORKERS => 4, PG_DTS_POST_DATA_JOBS => 4);
+
+	if ($early_off eq 'task')
+	{
+		$parallel{early_indexes} = JSON::PP::false;
+	}
+	else
+	{
+		$env{PG_DTS_NO_EARLY_INDEXES} = 1;
+	}
 	my $task = write_task(
 		"$dir/$db.json",
 		{
@@ -115,17 +140,13 @@ foreach my $run ([ 'a', 1, 1 ], [ 'b', 3, 2 ])
 			objects => { par => {} },
 			sync => [ 'schema', 'full' ],
 			throttle => { mb_per_second => 2 },
-			parallel => { full_sync_workers => $workers, post_data_jobs => $jobs },
+			parallel => \%parallel,
 			heartbeat_interval => 0,
 		});
 	my $offset = -s $dst->logfile;
 	my ($rc, $out, $err) = run_ship(
 		args => [ '--task', $task, '--start', '-n', '-v' ],
-		env => {
-			PG_DTS_FULL_SYNC_WORKERS => 4,
-			PG_DTS_POST_DATA_JOBS => 4,
-			PG_DTS_NO_EARLY_INDEXES => 1
-		},
+		env => \%env,
 		timeout => 180);
 	is($rc, 0, "$db: schema + full sync exits 0") or diag $err;
 	my @entries = log_entries($offset);
@@ -134,6 +155,17 @@ foreach my $run ([ 'a', 1, 1 ], [ 'b', 3, 2 ])
 		"$db: full_sync_workers $workers: $workers destination backends ran the copies");
 	is(backends($index_re, @entries), $jobs,
 		"$db: post_data_jobs $jobs: $jobs destination backends built the indexes and constraints");
+	cmp_ok(statement_at('first', $index_re, @entries), '>',
+		statement_at('last', $copy_re, @entries),
+		"$db: no index build starts before the last COPY (none during the full sync)");
+	if ($jobs > 1)
+	{
+		like($err,
+			$early_off eq 'task'
+			? qr/full sync of task "par_$db": no index is built during the copy, post-data builds them all \(the task sets "parallel": \{"early_indexes": false\}\)/
+			: qr/full sync of task "par_$db": no index is built during the copy, post-data builds them all \(PG_DTS_NO_EARLY_INDEXES is set\)/,
+			"$db: the shipper says that the indexes are left to post-data, and what set it");
+	}
 	if ($jobs > 1)
 	{
 		like($err,
