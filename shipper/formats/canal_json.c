@@ -44,27 +44,24 @@ put_key(DtsWriteBuf *out, const char *key, bool *first)
 static void
 put_head(DtsWriteBuf *out, const DtsRecordContext *ctx)
 {
-	char		buf[96];
-	int			n;
-
 	dts_kfmt_put_str(out, ",\"database\":");
 	dts_kfmt_json_cstring(out, ctx->database);
-	n = snprintf(buf, sizeof(buf), ",\"es\":%" PRId64 ",\"id\":%" PRId64 ",\"isDdl\":",
-				 dts_kfmt_unix_ms(ctx->commit_time_us), ctx->record_id);
-	dts_put_raw(out, buf, (size_t) n);
+	dts_kfmt_put_str(out, ",\"es\":");
+	dts_kfmt_put_int(out, dts_kfmt_unix_ms(ctx->commit_time_us));
+	dts_kfmt_put_str(out, ",\"id\":");
+	dts_kfmt_put_int(out, ctx->record_id);
+	dts_kfmt_put_str(out, ",\"isDdl\":");
 }
 
 /* "schema", "sql" (given), "sqlType" is written by the caller, then these */
 static void
 put_tail(DtsWriteBuf *out, const DtsRecordContext *ctx, const char *type)
 {
-	char		buf[48];
-	int			n;
-
 	dts_kfmt_put_str(out, ",\"table\":");
 	dts_kfmt_json_cstring(out, ctx->table);
-	n = snprintf(buf, sizeof(buf), ",\"ts\":%" PRId64 ",\"type\":", ctx->born_time_ms);
-	dts_put_raw(out, buf, (size_t) n);
+	dts_kfmt_put_str(out, ",\"ts\":");
+	dts_kfmt_put_int(out, ctx->born_time_ms);
+	dts_kfmt_put_str(out, ",\"type\":");
 	dts_kfmt_json_cstring(out, type);
 	dts_put_byte(out, '}');
 }
@@ -133,7 +130,6 @@ dts_canal_encode_change(DtsCanalEncoder *enc, const DtsRecordContext *ctx,
 	const char *type;
 	bool		first;
 	char		buf[64];
-	int			n;
 
 	switch (change->kind)
 	{
@@ -202,9 +198,7 @@ dts_canal_encode_change(DtsCanalEncoder *enc, const DtsRecordContext *ctx,
 	for (int i = 0; i < rel->ncols; i++)
 	{
 		put_key(out, rel->columns[i].name, &first);
-		n = snprintf(buf, sizeof(buf), "%d",
-					 dts_kfmt_type_info(rel->columns[i].typoid)->java_sql_type);
-		dts_put_raw(out, buf, (size_t) n);
+		dts_kfmt_put_int(out, dts_kfmt_type_info(rel->columns[i].typoid)->java_sql_type);
 	}
 	dts_put_byte(out, '}');
 	put_tail(out, ctx, type);

@@ -165,64 +165,13 @@ put_tag(DtsWriteBuf *b, const char *key, size_t keylen, const char *value,
 
 #define TAG(b, key, value, len) put_tag((b), key, sizeof(key) - 1, (value), (len))
 
-/*
- * Numbers as text, by hand: printf costs more than the rest of a record.
- * Each writes into buf (24 bytes) and returns the length, no NUL.
- */
-static int
-fmt_u64(char *buf, uint64_t v)
-{
-	char		tmp[24];
-	int			n = 0;
-
-	do
-	{
-		tmp[n++] = (char) ('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (int i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	return n;
-}
-
-static int
-fmt_i64(char *buf, int64_t v)
-{
-	if (v >= 0)
-		return fmt_u64(buf, (uint64_t) v);
-	buf[0] = '-';
-	return 1 + fmt_u64(buf + 1, -(uint64_t) v);
-}
-
-/* "%X/%X" of an LSN, as pg_lsn prints it (dts_kfmt_lsn_text) */
-static int
-fmt_lsn(char *buf, uint64_t lsn)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	int			n = 0;
-
-	for (int half = 0; half < 2; half++)
-	{
-		uint32_t	v = (uint32_t) (half == 0 ? lsn >> 32 : lsn);
-		int			shift = 28;
-
-		if (half == 1)
-			buf[n++] = '/';
-		while (shift > 0 && (v >> shift) == 0)
-			shift -= 4;
-		for (; shift >= 0; shift -= 4)
-			buf[n++] = hex[(v >> shift) & 0xF];
-	}
-	return n;
-}
-
 /* An LSN as a string: a transaction's records repeat the same ones */
 static void
 put_lsn(DtsAvroEncoder *enc, DtsWriteBuf *b, uint64_t lsn)
 {
 	if (enc->lsn_len == 0 || enc->lsn != lsn)
 	{
-		enc->lsn_len = fmt_lsn(enc->lsn_text, lsn);
+		enc->lsn_len = dts_kfmt_lsn_text(lsn, enc->lsn_text);
 		enc->lsn = lsn;
 	}
 	put_bytes(b, enc->lsn_text, (size_t) enc->lsn_len);
@@ -232,7 +181,7 @@ static void
 put_tag_i64(DtsWriteBuf *b, const char *key, size_t keylen, int64_t value)
 {
 	char		buf[24];
-	int			n = fmt_i64(buf, value);
+	int			n = dts_kfmt_i64_text(value, buf);
 
 	put_tag(b, key, keylen, buf, (size_t) n);
 }
@@ -697,7 +646,7 @@ put_header(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 	/* sourcePosition, safeSourcePosition */
 	put_lsn(enc, out, ctx->change_lsn ? ctx->change_lsn : ctx->commit_lsn);
 	put_lsn(enc, out, ctx->commit_lsn);
-	n = fmt_u64(buf, ctx->xid);
+	n = dts_kfmt_u64_text(ctx->xid, buf);
 	put_bytes(out, buf, (size_t) n);	/* sourceTxid */
 	/* source: Source{sourceType, version} */
 	put_long(out, DTS_AVRO_SOURCE_POSTGRESQL);
@@ -867,7 +816,7 @@ fill_rel_cache(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 	enc->tmp.len = 0;
 	dts_kfmt_pk_uk_info(&enc->tmp, rel);
 	TAG(b, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len);
-	n = fmt_u64(buf, dts_kfmt_meta_version(ctx, rel));
+	n = dts_kfmt_u64_text(dts_kfmt_meta_version(ctx, rel), buf);
 	TAG(b, "metaVersion", buf, (size_t) n);
 	cache->tags_end = b->len;
 
@@ -928,7 +877,7 @@ dts_avro_encode_change(DtsAvroEncoder *enc, const DtsRecordContext *ctx,
 		enc->tmp.len = 0;
 		dts_kfmt_pk_uk_info(&enc->tmp, change->rel);
 		TAG(out, "pk_uk_info", (const char *) enc->tmp.data, enc->tmp.len);
-		n = fmt_u64(buf, dts_kfmt_meta_version(ctx, change->rel));
+		n = dts_kfmt_u64_text(dts_kfmt_meta_version(ctx, change->rel), buf);
 		TAG(out, "metaVersion", buf, (size_t) n);
 	}
 	close_tags(out, &m);

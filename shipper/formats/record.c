@@ -314,6 +314,79 @@ be_uint(const uint8_t *p, int width)
 	return v;
 }
 
+/*
+ * Decimal digits without printf: these run for every value of every change,
+ * and one snprintf() costs more than the rest of a value's rendering.
+ * put_digits writes v with at least min_width digits (zeros in front), no
+ * NUL, and returns the length.
+ */
+static int
+put_digits(char *p, uint64_t v, int min_width)
+{
+	static const char pairs[] =
+		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+		"8081828384858687888990919293949596979899";
+	char		tmp[20];
+	int			n = 20,
+				len;
+
+	/* two digits a step; the 32-bit divisions are the cheap ones */
+	while (v >= UINT64_C(100000000))
+	{
+		uint32_t	r = (uint32_t) (v % 100);
+
+		v /= 100;
+		n -= 2;
+		memcpy(tmp + n, pairs + 2 * r, 2);
+	}
+	for (uint32_t w = (uint32_t) v;;)
+	{
+		if (w >= 10)
+		{
+			n -= 2;
+			memcpy(tmp + n, pairs + 2 * (w % 100), 2);
+			w /= 100;
+			if (w == 0)
+				break;
+		}
+		else
+		{
+			tmp[--n] = (char) ('0' + w);
+			break;
+		}
+	}
+	len = 20 - n < min_width ? min_width : 20 - n;
+	memset(p, '0', (size_t) (len - (20 - n)));
+	memcpy(p + len - (20 - n), tmp + n, (size_t) (20 - n));
+	return len;
+}
+
+int
+dts_kfmt_u64_text(uint64_t v, char *buf)
+{
+	return put_digits(buf, v, 1);
+}
+
+int
+dts_kfmt_i64_text(int64_t v, char *buf)
+{
+	if (v >= 0)
+		return put_digits(buf, (uint64_t) v, 1);
+	buf[0] = '-';
+	return 1 + put_digits(buf + 1, (uint64_t) 0 - (uint64_t) v, 1);
+}
+
+/* Appends the NUL-terminated s at out + n; returns the new length. */
+static int
+put_str(char *out, int n, const char *s)
+{
+	size_t		len = strlen(s);
+
+	memcpy(out + n, s, len + 1);
+	return n + (int) len;
+}
+
 /* PostgreSQL's j2date(): Julian day to proleptic Gregorian date. */
 static void
 j2date(int64_t jd, int *year, int *month, int *day)
@@ -336,6 +409,7 @@ j2date(int64_t jd, int *year, int *month, int *day)
 }
 
 #define POSTGRES_EPOCH_JDATE	2451545
+#define UNIX_EPOCH_JDATE		2440588
 #define USECS_PER_DAY			INT64_C(86400000000)
 
 static int64_t
@@ -348,48 +422,62 @@ floor_div(int64_t a, int64_t b)
 	return q;
 }
 
-/* "HH:MM:SS[.ffffff]" with trailing fraction zeros dropped, as PostgreSQL */
+/*
+ * "HH:MM:SS[.ffffff]" with trailing fraction zeros dropped, as PostgreSQL,
+ * NUL-terminated (16 bytes at most); returns the length
+ */
 static int
-format_time_of_day(char *out, size_t size, int64_t usecs)
+format_time_of_day(char *out, int64_t usecs)
 {
-	int			hour = (int) (usecs / INT64_C(3600000000));
-	int			min = (int) (usecs / 60000000 % 60);
-	int			sec = (int) (usecs / 1000000 % 60);
 	int			frac = (int) (usecs % 1000000);
 	int			n;
 
-	n = snprintf(out, size, "%02d:%02d:%02d", hour, min, sec);
+	n = put_digits(out, (uint64_t) (usecs / INT64_C(3600000000)), 2);
+	out[n++] = ':';
+	n += put_digits(out + n, (uint64_t) (usecs / 60000000 % 60), 2);
+	out[n++] = ':';
+	n += put_digits(out + n, (uint64_t) (usecs / 1000000 % 60), 2);
 	if (frac != 0)
 	{
-		char		f[8];
-		int			flen;
+		int			flen = 6;
 
-		snprintf(f, sizeof(f), "%06d", frac);
-		flen = 6;
-		while (flen > 0 && f[flen - 1] == '0')
+		out[n++] = '.';
+		put_digits(out + n, (uint64_t) frac, 6);
+		while (out[n + flen - 1] == '0')
 			flen--;
-		n += snprintf(out + n, size - n, ".%.*s", flen, f);
+		n += flen;
 	}
+	out[n] = '\0';
 	return n;
 }
 
-/* "YYYY-MM-DD" of a day number since 2000-01-01, with " BC" in *bc */
+/*
+ * "YYYY-MM-DD" of a day number since 2000-01-01, NUL-terminated, with
+ * " BC" left to the caller (*bc); returns the length
+ */
 static int
-format_date(char *out, size_t size, int64_t days, bool *bc)
+format_date(char *out, int64_t days, bool *bc)
 {
 	int			y,
 				m,
-				d;
+				d,
+				n;
 
 	j2date(days + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	*bc = (y <= 0);
 	if (*bc)
 		y = 1 - y;
-	return snprintf(out, size, "%04d-%02d-%02d", y, m, d);
+	n = put_digits(out, (uint64_t) y, 4);
+	out[n++] = '-';
+	n += put_digits(out + n, (uint64_t) m, 2);
+	out[n++] = '-';
+	n += put_digits(out + n, (uint64_t) d, 2);
+	out[n] = '\0';
+	return n;
 }
 
 static void
-format_timestamp(char *out, size_t size, int64_t us, bool tz)
+format_timestamp(char *out, int64_t us, bool tz)
 {
 	int64_t		days;
 	bool		bc;
@@ -397,14 +485,17 @@ format_timestamp(char *out, size_t size, int64_t us, bool tz)
 
 	if (us == INT64_MAX || us == INT64_MIN)
 	{
-		snprintf(out, size, "%s", us == INT64_MAX ? "infinity" : "-infinity");
+		put_str(out, 0, us == INT64_MAX ? "infinity" : "-infinity");
 		return;
 	}
 	days = floor_div(us, USECS_PER_DAY);
-	n = format_date(out, size, days, &bc);
+	n = format_date(out, days, &bc);
 	out[n++] = ' ';
-	n += format_time_of_day(out + n, size - n, us - days * USECS_PER_DAY);
-	snprintf(out + n, size - n, "%s%s", tz ? "+00" : "", bc ? " BC" : "");
+	n += format_time_of_day(out + n, us - days * USECS_PER_DAY);
+	if (tz)
+		n = put_str(out, n, "+00");
+	if (bc)
+		put_str(out, n, " BC");
 }
 
 /*
@@ -722,16 +813,8 @@ format_numeric(const uint8_t *img, size_t len, DtsTextScratch *scratch,
 		for (d = 0; d <= weight; d++)
 		{
 			int			dig = (d < ndigits) ? (int) be_uint(img + 8 + d * 2, 2) : 0;
-			char		buf[8];
 
-			if (d == 0)
-				p += sprintf(p, "%d", dig);
-			else
-			{
-				sprintf(buf, "%04d", dig);
-				memcpy(p, buf, 4);
-				p += 4;
-			}
+			p += put_digits(p, (uint64_t) dig, d == 0 ? 1 : 4);
 		}
 	}
 	if (dscale > 0)
@@ -744,11 +827,8 @@ format_numeric(const uint8_t *img, size_t len, DtsTextScratch *scratch,
 		{
 			int			idx = weight + 1 + i;
 			int			dig = (idx >= 0 && idx < ndigits) ? (int) be_uint(img + 8 + idx * 2, 2) : 0;
-			char		buf[8];
 
-			sprintf(buf, "%04d", dig);
-			memcpy(p, buf, 4);
-			p += 4;
+			p += put_digits(p, (uint64_t) dig, 4);
 		}
 		p = fracstart + dscale;
 	}
@@ -788,14 +868,16 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				int64_t		v = (ilen == 8) ? (int64_t) u :
 					(ilen == 4) ? (int64_t) (int32_t) u : (int64_t) (int16_t) u;
 
-				snprintf(out, osz, "%" PRId64, v);
+				*len = (size_t) dts_kfmt_i64_text(v, out);
 			}
-			break;
+			*text = out;
+			return true;
 		case OIDOID:
 			if (ilen != 4)
 				goto bad;
-			snprintf(out, osz, "%" PRIu64, be_uint(img, 4));
-			break;
+			*len = (size_t) dts_kfmt_u64_text(be_uint(img, 4), out);
+			*text = out;
+			return true;
 		case FLOAT4OID:
 		case FLOAT8OID:
 			if (ilen == 4)
@@ -820,7 +902,7 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 		case BOOLOID:
 			if (ilen != 1)
 				goto bad;
-			snprintf(out, osz, "%s", img[0] ? "t" : "f");
+			put_str(out, 0, img[0] ? "t" : "f");
 			break;
 		case CHAROID:
 			if (ilen != 1)
@@ -842,18 +924,19 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				int			n;
 
 				if (days == INT32_MAX || days == INT32_MIN)
-					snprintf(out, osz, "%s", days == INT32_MAX ? "infinity" : "-infinity");
+					put_str(out, 0, days == INT32_MAX ? "infinity" : "-infinity");
 				else
 				{
-					n = format_date(out, osz, days, &bc);
-					snprintf(out + n, osz - n, "%s", bc ? " BC" : "");
+					n = format_date(out, days, &bc);
+					if (bc)
+						put_str(out, n, " BC");
 				}
 			}
 			break;
 		case TIMEOID:
 			if (ilen != 8)
 				goto bad;
-			format_time_of_day(out, osz, (int64_t) be_uint(img, 8));
+			format_time_of_day(out, (int64_t) be_uint(img, 8));
 			break;
 		case TIMETZOID:
 			if (ilen != 12)
@@ -863,20 +946,28 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				int32_t		zone = (int32_t) be_uint(img + 8, 4);
 				int32_t		off = -zone;
 				int			aoff = off < 0 ? -off : off;
-				int			n = format_time_of_day(out, osz, (int64_t) be_uint(img, 8));
+				int			n = format_time_of_day(out, (int64_t) be_uint(img, 8));
 
-				n += snprintf(out + n, osz - n, "%c%02d", off < 0 ? '-' : '+', aoff / 3600);
+				out[n++] = off < 0 ? '-' : '+';
+				n += put_digits(out + n, (uint64_t) (aoff / 3600), 2);
 				if (aoff % 3600 != 0)
-					n += snprintf(out + n, osz - n, ":%02d", aoff / 60 % 60);
+				{
+					out[n++] = ':';
+					n += put_digits(out + n, (uint64_t) (aoff / 60 % 60), 2);
+				}
 				if (aoff % 60 != 0)
-					snprintf(out + n, osz - n, ":%02d", aoff % 60);
+				{
+					out[n++] = ':';
+					n += put_digits(out + n, (uint64_t) (aoff % 60), 2);
+				}
+				out[n] = '\0';
 			}
 			break;
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
 			if (ilen != 8)
 				goto bad;
-			format_timestamp(out, osz, (int64_t) be_uint(img, 8),
+			format_timestamp(out, (int64_t) be_uint(img, 8),
 							 col->typoid == TIMESTAMPTZOID);
 			break;
 		case CASHOID:
@@ -926,14 +1017,19 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 			if (ilen != 16)
 				goto bad;
 			{
+				static const char hex[] = "0123456789abcdef";
 				int			n = 0;
 
 				for (int i = 0; i < 16; i++)
 				{
 					if (i == 4 || i == 6 || i == 8 || i == 10)
 						out[n++] = '-';
-					n += snprintf(out + n, osz - n, "%02x", img[i]);
+					out[n++] = hex[img[i] >> 4];
+					out[n++] = hex[img[i] & 15];
 				}
+				*text = out;
+				*len = (size_t) n;
+				return true;
 			}
 			break;
 		case NUMERICOID:
@@ -947,8 +1043,9 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				case DTS_ENC_INT2:
 				case DTS_ENC_INT4:
 				case DTS_ENC_INT8:
-					snprintf(out, osz, "%" PRId64, value->ival);
-					break;
+					*text = out;
+					*len = (size_t) dts_kfmt_i64_text(value->ival, out);
+					return true;
 				case DTS_ENC_FLOAT4:
 				case DTS_ENC_FLOAT8:
 					{
@@ -960,7 +1057,7 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				case DTS_ENC_BYTE:
 					if (ilen != 1)
 						goto bad;
-					snprintf(out, osz, "%s", img[0] ? "t" : "f");
+					put_str(out, 0, img[0] ? "t" : "f");
 					break;
 				default:
 					snprintf(err, 256, "column \"%s\": binary values of type OID %" PRIu32
@@ -1074,18 +1171,60 @@ dts_kfmt_unix_ms(int64_t pg_us)
 int
 dts_kfmt_lsn_text(uint64_t lsn, char *buf)
 {
-	return sprintf(buf, "%X/%X", (unsigned) (lsn >> 32), (unsigned) lsn);
+	static const char hex[] = "0123456789ABCDEF";
+	int			n = 0;
+
+	for (int half = 0; half < 2; half++)
+	{
+		uint32_t	v = (uint32_t) (half == 0 ? lsn >> 32 : lsn);
+		int			shift = 28;
+
+		if (half == 1)
+			buf[n++] = '/';
+		while (shift > 0 && (v >> shift) == 0)
+			shift -= 4;
+		for (; shift >= 0; shift -= 4)
+			buf[n++] = hex[(v >> shift) & 0xF];
+	}
+	buf[n] = '\0';
+	return n;
 }
 
 int
 dts_kfmt_iso_utc(int64_t unix_secs, char *buf)
 {
-	time_t		t = (time_t) unix_secs;
-	struct tm	tm;
+	int64_t		days = floor_div(unix_secs, 86400);
+	int64_t		secs = unix_secs - days * 86400;
+	int			y,
+				m,
+				d,
+				n;
 
-	if (gmtime_r(&t, &tm) == NULL)
-		return sprintf(buf, "1970-01-01T00:00:00");
-	return (int) strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	/* per record, so no gmtime_r() and strftime() but in years of other
+	 * than four digits, which strftime's %Y writes unpadded */
+	j2date(days + UNIX_EPOCH_JDATE, &y, &m, &d);
+	if (y < 1000 || y > 9999)
+	{
+		time_t		t = (time_t) unix_secs;
+		struct tm	tm;
+
+		if (gmtime_r(&t, &tm) == NULL)
+			return put_str(buf, 0, "1970-01-01T00:00:00");
+		return (int) strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	}
+	n = put_digits(buf, (uint64_t) y, 4);
+	buf[n++] = '-';
+	n += put_digits(buf + n, (uint64_t) m, 2);
+	buf[n++] = '-';
+	n += put_digits(buf + n, (uint64_t) d, 2);
+	buf[n++] = 'T';
+	n += put_digits(buf + n, (uint64_t) (secs / 3600), 2);
+	buf[n++] = ':';
+	n += put_digits(buf + n, (uint64_t) (secs / 60 % 60), 2);
+	buf[n++] = ':';
+	n += put_digits(buf + n, (uint64_t) (secs % 60), 2);
+	buf[n] = '\0';
+	return n;
 }
 
 /* ----------------------------------------------------------------
@@ -1126,6 +1265,14 @@ void
 dts_kfmt_put_str(DtsWriteBuf *buf, const char *s)
 {
 	dts_put_raw(buf, s, strlen(s));
+}
+
+void
+dts_kfmt_put_int(DtsWriteBuf *buf, int64_t v)
+{
+	char		digits[24];
+
+	dts_put_raw(buf, digits, (size_t) dts_kfmt_i64_text(v, digits));
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */

@@ -211,6 +211,13 @@ extern bool dts_kfmt_values_equal(const DtsColumn *col, const DtsValue *a,
 extern int64_t dts_kfmt_unix_secs(int64_t pg_us);
 extern int64_t dts_kfmt_unix_ms(int64_t pg_us);
 
+/*
+ * An integer in decimal, without printf (per value and per record); buf of
+ * 21 bytes, no NUL written.  Returns the length.
+ */
+extern int	dts_kfmt_u64_text(uint64_t v, char *buf);
+extern int	dts_kfmt_i64_text(int64_t v, char *buf);
+
 /* "XXX/XXX" as pg_lsn prints it; buf of 24 bytes. Returns the length. */
 extern int	dts_kfmt_lsn_text(uint64_t lsn, char *buf);
 
@@ -227,6 +234,8 @@ extern void dts_kfmt_buf_init(DtsWriteBuf *buf);
 extern void dts_kfmt_buf_free(DtsWriteBuf *buf);
 
 extern void dts_kfmt_put_str(DtsWriteBuf *buf, const char *s);
+/* v in decimal, without printf (per record) */
+extern void dts_kfmt_put_int(DtsWriteBuf *buf, int64_t v);
 
 /*
  * A JSON string of len bytes: quotes, backslash and control characters

@@ -48,18 +48,27 @@ put_meta(DtsWriteBuf *out, const DtsRecordContext *ctx, const char *op)
 	dts_kfmt_put_str(out, "{\"meta\":{\"time\":");
 	dts_kfmt_iso_utc(dts_kfmt_unix_secs(ctx->commit_time_us), buf);
 	dts_kfmt_json_cstring(out, buf);
-	n = snprintf(buf, sizeof(buf), ",\"userid\":%" PRId64 ",\"op\":", ctx->userid);
-	dts_put_raw(out, buf, (size_t) n);
+	dts_kfmt_put_str(out, ",\"userid\":");
+	dts_kfmt_put_int(out, ctx->userid);
+	dts_kfmt_put_str(out, ",\"op\":");
 	dts_kfmt_json_cstring(out, op);
 	/* scn: the commit LSN as a decimal number */
-	n = snprintf(buf, sizeof(buf), ",\"scn\":\"%" PRIu64 "\",\"rowid\":\"", ctx->commit_lsn);
+	dts_kfmt_put_str(out, ",\"scn\":\"");
+	n = dts_kfmt_u64_text(ctx->commit_lsn, buf);
 	dts_put_raw(out, buf, (size_t) n);
 	/* rowid: commit LSN and position in the transaction, unique per change */
+	dts_kfmt_put_str(out, "\",\"rowid\":\"");
 	n = dts_kfmt_lsn_text(ctx->commit_lsn, buf);
-	n += snprintf(buf + n, sizeof(buf) - n, ":%d\",\"trans\":\"%" PRIu32 "\"", seq, ctx->xid);
 	dts_put_raw(out, buf, (size_t) n);
-	n = snprintf(buf, sizeof(buf), ",\"seq\":%d,\"size\":%d,\"table\":", seq, size);
-	dts_put_raw(out, buf, (size_t) n);
+	dts_put_byte(out, ':');
+	dts_kfmt_put_int(out, seq);
+	dts_kfmt_put_str(out, "\",\"trans\":\"");
+	dts_kfmt_put_int(out, ctx->xid);
+	dts_kfmt_put_str(out, "\",\"seq\":");
+	dts_kfmt_put_int(out, seq);
+	dts_kfmt_put_str(out, ",\"size\":");
+	dts_kfmt_put_int(out, size);
+	dts_kfmt_put_str(out, ",\"table\":");
 	/* "schema.table", one JSON string */
 	dts_put_byte(out, '"');
 	if (ctx->schema)
@@ -68,8 +77,11 @@ put_meta(DtsWriteBuf *out, const DtsRecordContext *ctx, const char *op)
 	if (ctx->table)
 		dts_kfmt_json_escape(out, ctx->table, strlen(ctx->table));
 	dts_put_byte(out, '"');
-	n = snprintf(buf, sizeof(buf), ",\"idx\":\"%d/%d\",\"posttime\":", seq, size);
-	dts_put_raw(out, buf, (size_t) n);
+	dts_kfmt_put_str(out, ",\"idx\":\"");
+	dts_kfmt_put_int(out, seq);
+	dts_put_byte(out, '/');
+	dts_kfmt_put_int(out, size);
+	dts_kfmt_put_str(out, "\",\"posttime\":");
 	dts_kfmt_iso_utc(ctx->born_time_ms >= 0 ? ctx->born_time_ms / 1000 :
 					 -((-ctx->born_time_ms + 999) / 1000), buf);
 	dts_kfmt_json_cstring(out, buf);
