@@ -13,7 +13,9 @@
 # exactly the same WAL, and the contenders take turns: PROFILE_RUNS rounds
 # of PROFILE_CONTENDERS in order.  Per run: wall seconds, and the client's
 # user and system CPU seconds and maximum RSS (/usr/bin/time; for the
-# pipeline, of pg_recvlogical only).  At the end the median of each, and
+# pipeline, of pg_recvlogical only), and the mock cluster's CPU seconds
+# during the run (/proc; it serves every contender that produces, and
+# shares the CPUs with the walsender).  At the end the median of each, and
 # the median ratios against the pipeline and the floor.
 #
 # Contenders:
@@ -112,11 +114,18 @@ ship_task()
 	echo "$work/task_$1.json"
 }
 
+# mock_cpu_ticks: user + system CPU time of the mock cluster so far, in clock ticks
+mock_cpu_ticks()
+{
+	awk '{ print $14 + $15 }' "/proc/$mock_pid/stat"
+}
+clk_tck=$(getconf CLK_TCK)
+
 # one_run CONTENDER: runs it on a fresh slot; appends "contender seconds
-# user system rss_kB" to runs.tsv
+# user system rss_kB mock_cpu_s" to runs.tsv
 one_run()
 {
-	local c=$1 slot=profile_$1 plugin a b tfile=$work/time
+	local c=$1 slot=profile_$1 plugin a b ma mb tfile=$work/time
 	local -a cmd
 
 	case $c in
@@ -138,6 +147,7 @@ one_run()
 							-f /dev/null) ;;
 		w2j) cmd=(pg_recvlogical -d "$conninfo" -S "$slot" --start -E "$end" -o format-version=2 -f -) ;;
 	esac
+	ma=$(mock_cpu_ticks)
 	a=$(date +%s.%N)
 	if [ "$c" = w2j ]; then
 		/usr/bin/time -f '%U %S %M' -o "$tfile" "${cmd[@]}" 2>>"$work/client.log" |
@@ -146,12 +156,15 @@ one_run()
 		/usr/bin/time -f '%U %S %M' -o "$tfile" "${cmd[@]}" 2>>"$work/client.log"
 	fi
 	b=$(date +%s.%N)
-	printf '%s\t%s\t%s\n' "$c" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')" \
-		"$(tail -1 "$tfile" | tr ' ' '\t')" | tee -a "$work/runs.tsv"
+	mb=$(mock_cpu_ticks)
+	printf '%s\t%s\t%s\t%s\n' "$c" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')" \
+		"$(tail -1 "$tfile" | tr ' ' '\t')" \
+		"$(awk -v a="$ma" -v b="$mb" -v t="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / t }')" |
+		tee -a "$work/runs.tsv"
 	pgc_psql -o /dev/null -c "SELECT pg_drop_replication_slot('$slot')"
 }
 
-echo "profile: $RUNS rounds of: $CONTENDERS (contender, seconds, user s, system s, max RSS kB)"
+echo "profile: $RUNS rounds of: $CONTENDERS (contender, seconds, user s, system s, max RSS kB, mock cluster CPU s)"
 : >"$work/runs.tsv"
 for ((r = 1; r <= RUNS; r++)); do
 	for c in $CONTENDERS; do
@@ -164,18 +177,19 @@ import statistics, sys
 runs, order = sys.argv[1], sys.argv[2].split()
 by = {}
 for line in open(runs):
-    c, sec, usr, sys_, rss = line.split("\t")
-    by.setdefault(c, []).append((float(sec), float(usr), float(sys_), int(rss)))
+    c, sec, usr, sys_, rss, mock = line.split("\t")
+    by.setdefault(c, []).append((float(sec), float(usr), float(sys_), int(rss), float(mock)))
 med = statistics.median
-print("\n| contender | runs | seconds (median) | all runs | user s | system s | max RSS kB |")
-print("|---|---:|---:|---|---:|---:|---:|")
+print("\n| contender | runs | seconds (median) | all runs | user s | system s | max RSS kB | mock cluster CPU s |")
+print("|---|---:|---:|---|---:|---:|---:|---:|")
 m = {}
 for c in order:
     xs = by[c]
     m[c] = med(x[0] for x in xs)
-    print("| %s | %d | %.3f | %s | %.2f | %.2f | %d |" % (
+    print("| %s | %d | %.3f | %s | %.2f | %.2f | %d | %.2f |" % (
         c, len(xs), m[c], ", ".join("%.2f" % x[0] for x in xs),
-        med(x[1] for x in xs), med(x[2] for x in xs), med(x[3] for x in xs)))
+        med(x[1] for x in xs), med(x[2] for x in xs), med(x[3] for x in xs),
+        med(x[4] for x in xs)))
 print()
 for c in order:
     if "w2j" in m and c != "w2j":
