@@ -164,38 +164,6 @@ run_native()
 	S -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots" >/dev/null
 }
 
-# the floor's files, written by the source before the floor's measure (as
-# in run.sh); in the source's directory, which the server's OS user owns
-floor_files()
-{
-	floor_dir="$src_dir/floor"
-	pgc_as_server mkdir -p "$floor_dir"
-	for t in 1 2 3 4; do
-		S -c "COPY big$t TO '$floor_dir/big$t.bin' (FORMAT binary)" &
-	done
-	wait
-	"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only --section=pre-data |
-		"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_floor" >/dev/null
-}
-# (waits for its own jobs by pid: measure's wait-event sampler runs beside it)
-run_floor()
-{
-	local -a jobs=()
-	for t in 1 2 3 4; do
-		D d_floor -c "SET synchronous_commit = off" -c "BEGIN" -c "TRUNCATE ONLY big$t" \
-			-c "COPY big$t FROM '$floor_dir/big$t.bin' (FORMAT binary, FREEZE)" -c "COMMIT" &
-		jobs+=($!)
-	done
-	wait "${jobs[@]}"
-	jobs=()
-	for t in 1 2 3 4; do
-		D d_floor -c "SET maintenance_work_mem = '1GB'" -c "ALTER TABLE big$t ADD PRIMARY KEY (id)" &
-		jobs+=($!)
-	done
-	wait "${jobs[@]}"
-	rm -rf "$floor_dir"
-}
-
 for c in $ONLY; do
 	# every contender on a fresh destination, as in run.sh
 	[ -n "${PROFILE_SAME_DST:-}" ] || dst_new
@@ -216,8 +184,10 @@ for c in $ONLY; do
 			done < "${PROFILE_VARIANTS:-/dev/null}" ;;
 		dump) measure dump d_dump run_dump_pipe ;;
 		native) measure native d_native run_native ;;
-		floor) floor_files
-			measure floor d_floor run_floor ;;
+		floor) floor_write_files
+			floor_pre_data
+			measure floor d_floor floor_load
+			floor_remove_files ;;
 	esac
 done
 echo "profile: destination statements over $LOG_MS ms and checkpoints:"

@@ -129,31 +129,16 @@ S -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots" >/de
 native_check=$(check d_native)
 
 echo "bench: floor: the destination alone, from server-side binary files (not a contender)"
-# the files live in the source's directory, which the server's OS user owns
-floor_dir="$src_dir/floor"
-pgc_as_server mkdir -p "$floor_dir"
-for t in 1 2 3 4; do
-	S -c "COPY big$t TO '$floor_dir/big$t.bin' (FORMAT binary)" &
-done
-wait
+floor_write_files
 settle
-"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only --section=pre-data |
-	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_floor" >/dev/null
+floor_pre_data
 D d_floor -c "CHECKPOINT" >/dev/null
 t0=$(date +%s.%N)
-for t in 1 2 3 4; do
-	D d_floor -c "SET synchronous_commit = off" -c "BEGIN" -c "TRUNCATE ONLY big$t" \
-		-c "COPY big$t FROM '$floor_dir/big$t.bin' (FORMAT binary, FREEZE)" -c "COMMIT" &
-done
-wait
-for t in 1 2 3 4; do
-	D d_floor -c "SET maintenance_work_mem = '1GB'" -c "ALTER TABLE big$t ADD PRIMARY KEY (id)" &
-done
-wait
+floor_load
 t1=$(date +%s.%N)
 floor_s=$(elapsed "$t0" "$t1")
 floor_check=$(check d_floor)
-rm -rf "$floor_dir"
+floor_remove_files
 
 best=$(awk -v a="$dump_s" -v b="$native_s" 'BEGIN { print (a < b ? a : b) }')
 ratio=$(awk -v a="$best" -v b="$dts_s" 'BEGIN { printf "%.2f", a / b }')

@@ -13,7 +13,8 @@
 # changes both), out, src_conn, bytes (heap bytes of the four tables), size
 # (their total size with indexes, pretty), the functions S (psql on the
 # source), D DB (psql on a destination database) and dst_new, and an EXIT
-# trap that stops and removes both clusters.
+# trap that stops and removes both clusters; and the floor's steps
+# (floor_write_files, floor_pre_data, floor_load, floor_remove_files).
 
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
@@ -85,3 +86,46 @@ S -c "CHECKPOINT" -c "CREATE PUBLICATION full_pub FOR TABLE big1, big2, big3, bi
 size=$(S -Atc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c WHERE relname LIKE 'big_'")
 bytes=$(S -Atc "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relname LIKE 'big_' AND relkind = 'r'")
 dst_new
+
+# The destination's floor (run.sh; profile.sh's floor): the destination
+# alone loading what the source wrote to server-side binary files.  The
+# files live in the source's directory, which the server's OS user owns.
+floor_dir="$src_dir/floor"
+floor_write_files()
+{
+	local -a jobs=()
+	pgc_as_server mkdir -p "$floor_dir"
+	for t in 1 2 3 4; do
+		S -c "COPY big$t TO '$floor_dir/big$t.bin' (FORMAT binary)" &
+		jobs+=($!)
+	done
+	wait "${jobs[@]}"
+}
+# the tables without their keys in d_floor of the current destination
+floor_pre_data()
+{
+	"$bindir/pg_dump" -d "$src_conn" -t 'public.big*' --schema-only --section=pre-data |
+		"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_floor" >/dev/null
+}
+# the timed part: four COPY FREEZE at once, then the four primary keys at
+# once (waits for its own jobs only: a caller may run a sampler beside it)
+floor_load()
+{
+	local -a jobs=()
+	for t in 1 2 3 4; do
+		D d_floor -c "SET synchronous_commit = off" -c "BEGIN" -c "TRUNCATE ONLY big$t" \
+			-c "COPY big$t FROM '$floor_dir/big$t.bin' (FORMAT binary, FREEZE)" -c "COMMIT" &
+		jobs+=($!)
+	done
+	wait "${jobs[@]}"
+	jobs=()
+	for t in 1 2 3 4; do
+		D d_floor -c "SET maintenance_work_mem = '1GB'" -c "ALTER TABLE big$t ADD PRIMARY KEY (id)" &
+		jobs+=($!)
+	done
+	wait "${jobs[@]}"
+}
+floor_remove_files()
+{
+	rm -rf "$floor_dir"
+}
