@@ -2678,6 +2678,18 @@ START_TEST(test_value_text_binary)
 	ck_assert_str_eq(render(25, BV('b', "abc")), "abc");
 	ck_assert_str_eq(render(2950, BV('b', "\xa0\xee\xbc\x99\x9c\x0b\x4e\xf8\xbb\x6d\x6b\xb9\xbd\x38\x0a\x11")),
 					 "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+	/* the digit writers' edges (they replaced printf) */
+	ck_assert_str_eq(render(21, iv('2', 0)), "0");
+	ck_assert_str_eq(render(20, iv('8', INT64_MAX)), "9223372036854775807");
+	ck_assert_str_eq(render(20, iv('8', -100000000)), "-100000000");
+	ck_assert_str_eq(render(1700, BV('b', "\x00\x00\x00\x00\x00\x00\x00\x00")), "0");
+	ck_assert_str_eq(render(1700, BV('b', "\x00\x05\x00\x04\x00\x00\x00\x00\x04\xd2\x16\x2e\x23\x34\x0d\x80\x1e\xd2")),
+					 "12345678901234567890");
+	ck_assert_str_eq(render(1083, iv('8', INT64_C(86400000000))), "24:00:00");
+	ck_assert_str_eq(render(1083, iv('8', INT64_C(3723000010))), "01:02:03.00001");
+	ck_assert_str_eq(render(1266, BV('b', "\x00\x00\x00\x0a\x0e\xeb\xb0\x00\x00\x00\x31\x47")), "12:00:00-03:30:15");
+	ck_assert_str_eq(render(1114, iv('8', INT64_C(252455615999999999))), "9999-12-31 23:59:59.999999");
+	ck_assert_str_eq(render(1184, iv('8', INT64_C(252455616000000000))), "10000-01-01 00:00:00+00");
 	ck_assert_str_eq(render(16395, iv('4', 42)), "42");	/* a domain over int */
 	ck_assert_ptr_nonnull(strstr(render(1186, BV('b', "\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00")),
 								 "ERROR: column \"c\": binary values of type OID 1186"));
@@ -2698,6 +2710,15 @@ START_TEST(test_positions_and_times)
 	ck_assert_int_eq(dts_kfmt_unix_ms(-1), INT64_C(946684799999));
 	dts_kfmt_iso_utc(946684800, buf);
 	ck_assert_str_eq(buf, "2000-01-01T00:00:00");
+	ck_assert_int_eq(dts_kfmt_iso_utc(1709247909, buf), 19);
+	ck_assert_str_eq(buf, "2024-02-29T23:05:09");
+	dts_kfmt_iso_utc(-30610224000, buf);
+	ck_assert_str_eq(buf, "1000-01-01T00:00:00");
+	/* outside years 1000-9999 as strftime's %Y writes them: unpadded */
+	dts_kfmt_iso_utc(-30610224001, buf);
+	ck_assert_str_eq(buf, "999-12-31T23:59:59");
+	ck_assert_int_eq(dts_kfmt_lsn_text(UINT64_MAX, buf), 17);
+	ck_assert_str_eq(buf, "FFFFFFFF/FFFFFFFF");
 }
 END_TEST
 
