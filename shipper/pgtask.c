@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * pgtask.c
- *	  --verify and --sync-sequences of a PostgreSQL-to-PostgreSQL task:
- *	  connect to both ends, list the task's tables or sequences, and run
- *	  verify.c or sequences.c over them (docs/verify.md).
+ *	  What a PostgreSQL-to-PostgreSQL task runs against both ends at once:
+ *	  the initial sync ("sync": schema pre-data, the full sync from an
+ *	  exported snapshot with the early index builds beside it, post-data;
+ *	  docs/pg-sync.md), --verify and --sync-sequences (list the task's
+ *	  tables or sequences and run verify.c or sequences.c over them;
+ *	  docs/verify.md).
  *
  * shipper/pgtask.c
  *

@@ -912,32 +912,23 @@ typedef struct ref_DateTimeParts
 	char		tz[16];			/* "+HH:MM" or "+HH:MM:SS" */
 } ref_DateTimeParts;
 
-/* Reads 1..max digits into *v; returns the count, 0 if none. */
-static int
-ref_read_digits(const char *s, const char *end, int max, long *v)
-{
-	int			n = 0;
-
-	*v = 0;
-	while (s + n < end && n < max && s[n] >= '0' && s[n] <= '9')
-	{
-		*v = *v * 10 + (s[n] - '0');
-		n++;
-	}
-	return n;
-}
-
 /*
  * Parses "YYYY-MM-DD", "HH:MM:SS[.ffffff]", "YYYY-MM-DD HH:MM:SS[.f]" with
  * an optional "+HH[:MM[:SS]]" zone, as the class expects.  Returns false for
  * anything else ("infinity", "... BC"): the caller writes a TextObject.
+ * Written with sscanf() scansets on purpose, unlike dts_avro.c's
+ * hand-rolled parse_datetime(), so that the reference does not share the
+ * parser it checks.
  */
 static bool
 ref_parse_datetime(const char *s, size_t len, DtsTypeClass cls, ref_DateTimeParts *dt)
 {
-	const char *p = s,
-			   *end = s + len;
-	long		v;
+	char		text[64],
+				f1[10],
+				f2[3],
+				f3[3],
+				sign[2];
+	const char *p = text;
 	int			n;
 	bool		want_date = (cls == DTS_TC_DATE || cls == DTS_TC_TIMESTAMP ||
 							 cls == DTS_TC_TIMESTAMPTZ);
@@ -945,86 +936,78 @@ ref_parse_datetime(const char *s, size_t len, DtsTypeClass cls, ref_DateTimePart
 	bool		want_tz = (cls == DTS_TC_TIMESTAMPTZ || cls == DTS_TC_TIMETZ);
 
 	memset(dt, 0, sizeof(*dt));
+	if (len >= sizeof(text))
+		return false;
+	memcpy(text, s, len);
+	text[len] = '\0';
 	if (want_date)
 	{
-		if ((n = ref_read_digits(p, end, 9, &v)) < 4)
+		n = -1;
+		if (sscanf(p, "%9[0-9]-%2[0-9]-%2[0-9]%n", f1, f2, f3, &n) != 3 || n < 0 ||
+			strlen(f1) < 4 || strlen(f2) != 2 || strlen(f3) != 2)
 			return false;
-		dt->year = (int) v;
-		p += n;
-		if (p >= end || *p++ != '-' || ref_read_digits(p, end, 2, &v) != 2)
-			return false;
-		dt->month = (int) v;
-		p += 2;
-		if (p >= end || *p++ != '-' || ref_read_digits(p, end, 2, &v) != 2)
-			return false;
-		dt->day = (int) v;
-		p += 2;
+		dt->year = atoi(f1);
+		dt->month = atoi(f2);
+		dt->day = atoi(f3);
 		dt->has_date = true;
-		if (want_time && (p >= end || *p++ != ' '))
-			return false;
+		p += n;
+		if (want_time)
+		{
+			if (*p != ' ')
+				return false;
+			p++;
+		}
 	}
 	if (want_time)
 	{
-		if (ref_read_digits(p, end, 2, &v) != 2)
+		n = -1;
+		if (sscanf(p, "%2[0-9]:%2[0-9]:%2[0-9]%n", f1, f2, f3, &n) != 3 || n < 0 ||
+			strlen(f1) != 2 || strlen(f2) != 2 || strlen(f3) != 2)
 			return false;
-		dt->hour = (int) v;
-		p += 2;
-		if (p >= end || *p++ != ':' || ref_read_digits(p, end, 2, &v) != 2)
-			return false;
-		dt->minute = (int) v;
-		p += 2;
-		if (p >= end || *p++ != ':' || ref_read_digits(p, end, 2, &v) != 2)
-			return false;
-		dt->second = (int) v;
-		p += 2;
-		if (p < end && *p == '.')
+		dt->hour = atoi(f1);
+		dt->minute = atoi(f2);
+		dt->second = atoi(f3);
+		p += n;
+		if (*p == '.')
 		{
-			p++;
-			if ((n = ref_read_digits(p, end, 6, &v)) == 0)
+			char		frac[7] = "000000";
+
+			n = -1;
+			if (sscanf(p, ".%6[0-9]%n", f1, &n) != 1 || n < 0)
 				return false;
+			memcpy(frac, f1, strlen(f1));
+			dt->usec = atoi(frac);
 			p += n;
-			for (; n < 6; n++)
-				v *= 10;
-			dt->usec = (int) v;
 		}
 		dt->has_time = true;
 	}
 	if (want_tz)
 	{
-		char		sign;
-		long		h,
-					m = 0,
-					sec = 0;
-		bool		has_sec = false;
-
-		if (p >= end || (*p != '+' && *p != '-'))
+		n = -1;
+		if (sscanf(p, "%1[+-]%2[0-9]%n", sign, f1, &n) != 2 || n < 0 || strlen(f1) != 2)
 			return false;
-		sign = *p++;
-		if (ref_read_digits(p, end, 2, &h) != 2)
-			return false;
-		p += 2;
-		if (p < end && *p == ':')
+		p += n;
+		strcpy(f2, "00");
+		f3[0] = '\0';
+		if (*p == ':')
 		{
-			p++;
-			if (ref_read_digits(p, end, 2, &m) != 2)
+			n = -1;
+			if (sscanf(p, ":%2[0-9]%n", f2, &n) != 1 || n < 0 || strlen(f2) != 2)
 				return false;
-			p += 2;
-			if (p < end && *p == ':')
+			p += n;
+			if (*p == ':')
 			{
-				p++;
-				if (ref_read_digits(p, end, 2, &sec) != 2)
+				n = -1;
+				if (sscanf(p, ":%2[0-9]%n", f3, &n) != 1 || n < 0 || strlen(f3) != 2)
 					return false;
-				p += 2;
-				has_sec = true;
+				p += n;
 			}
 		}
-		if (has_sec)
-			snprintf(dt->tz, sizeof(dt->tz), "%c%02ld:%02ld:%02ld", sign, h, m, sec);
-		else
-			snprintf(dt->tz, sizeof(dt->tz), "%c%02ld:%02ld", sign, h, m);
+		snprintf(dt->tz, sizeof(dt->tz), "%s%s:%s%s%s", sign, f1, f2,
+				 f3[0] ? ":" : "", f3);
 		dt->has_tz = true;
 	}
-	return p == end;			/* rejects a trailing " BC" */
+	return *p == '\0';			/* rejects a trailing " BC" */
 }
 
 static int
