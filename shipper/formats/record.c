@@ -320,13 +320,15 @@ be_uint(const uint8_t *p, int width)
  * put_digits writes v with at least min_width digits (zeros in front), no
  * NUL, and returns the length.
  */
+static const char digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 static int
 put_digits(char *p, uint64_t v, int min_width)
 {
-	static const char pairs[] =
-		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-		"8081828384858687888990919293949596979899";
+	const char *pairs = digit_pairs;
 	char		tmp[20];
 	int			n = 20,
 				len;
@@ -360,6 +362,16 @@ put_digits(char *p, uint64_t v, int min_width)
 	memset(p, '0', (size_t) (len - (20 - n)));
 	memcpy(p + len - (20 - n), tmp + n, (size_t) (20 - n));
 	return len;
+}
+
+/* The commonest case, a two-digit field of a date or time (a month, an hour) */
+static inline int
+put_2digits(char *p, uint64_t v)
+{
+	if (v >= 100)
+		return put_digits(p, v, 2);
+	memcpy(p, digit_pairs + 2 * v, 2);
+	return 2;
 }
 
 int
@@ -432,11 +444,11 @@ format_time_of_day(char *out, int64_t usecs)
 	int			frac = (int) (usecs % 1000000);
 	int			n;
 
-	n = put_digits(out, (uint64_t) (usecs / INT64_C(3600000000)), 2);
+	n = put_2digits(out, (uint64_t) (usecs / INT64_C(3600000000)));
 	out[n++] = ':';
-	n += put_digits(out + n, (uint64_t) (usecs / 60000000 % 60), 2);
+	n += put_2digits(out + n, (uint64_t) (usecs / 60000000 % 60));
 	out[n++] = ':';
-	n += put_digits(out + n, (uint64_t) (usecs / 1000000 % 60), 2);
+	n += put_2digits(out + n, (uint64_t) (usecs / 1000000 % 60));
 	if (frac != 0)
 	{
 		int			flen = 6;
@@ -469,9 +481,9 @@ format_date(char *out, int64_t days, bool *bc)
 		y = 1 - y;
 	n = put_digits(out, (uint64_t) y, 4);
 	out[n++] = '-';
-	n += put_digits(out + n, (uint64_t) m, 2);
+	n += put_2digits(out + n, (uint64_t) m);
 	out[n++] = '-';
-	n += put_digits(out + n, (uint64_t) d, 2);
+	n += put_2digits(out + n, (uint64_t) d);
 	out[n] = '\0';
 	return n;
 }
@@ -949,16 +961,16 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				int			n = format_time_of_day(out, (int64_t) be_uint(img, 8));
 
 				out[n++] = off < 0 ? '-' : '+';
-				n += put_digits(out + n, (uint64_t) (aoff / 3600), 2);
+				n += put_2digits(out + n, (uint64_t) (aoff / 3600));
 				if (aoff % 3600 != 0)
 				{
 					out[n++] = ':';
-					n += put_digits(out + n, (uint64_t) (aoff / 60 % 60), 2);
+					n += put_2digits(out + n, (uint64_t) (aoff / 60 % 60));
 				}
 				if (aoff % 60 != 0)
 				{
 					out[n++] = ':';
-					n += put_digits(out + n, (uint64_t) (aoff % 60), 2);
+					n += put_2digits(out + n, (uint64_t) (aoff % 60));
 				}
 				out[n] = '\0';
 			}
@@ -1214,15 +1226,15 @@ dts_kfmt_iso_utc(int64_t unix_secs, char *buf)
 	}
 	n = put_digits(buf, (uint64_t) y, 4);
 	buf[n++] = '-';
-	n += put_digits(buf + n, (uint64_t) m, 2);
+	n += put_2digits(buf + n, (uint64_t) m);
 	buf[n++] = '-';
-	n += put_digits(buf + n, (uint64_t) d, 2);
+	n += put_2digits(buf + n, (uint64_t) d);
 	buf[n++] = 'T';
-	n += put_digits(buf + n, (uint64_t) (secs / 3600), 2);
+	n += put_2digits(buf + n, (uint64_t) (secs / 3600));
 	buf[n++] = ':';
-	n += put_digits(buf + n, (uint64_t) (secs / 60 % 60), 2);
+	n += put_2digits(buf + n, (uint64_t) (secs / 60 % 60));
 	buf[n++] = ':';
-	n += put_digits(buf + n, (uint64_t) (secs % 60), 2);
+	n += put_2digits(buf + n, (uint64_t) (secs % 60));
 	buf[n] = '\0';
 	return n;
 }
