@@ -314,50 +314,45 @@ be_uint(const uint8_t *p, int width)
 	return v;
 }
 
+static const char digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+static const char hex_lower[] = "0123456789abcdef";
+
 /*
  * Decimal digits without printf: these run for every value of every change,
  * and one snprintf() costs more than the rest of a value's rendering.
  * put_digits writes v with at least min_width digits (zeros in front), no
  * NUL, and returns the length.
  */
-static const char digit_pairs[] =
-	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-	"8081828384858687888990919293949596979899";
-
 static int
 put_digits(char *p, uint64_t v, int min_width)
 {
-	const char *pairs = digit_pairs;
 	char		tmp[20];
 	int			n = 20,
 				len;
+	uint32_t	w;
 
-	/* two digits a step; the 32-bit divisions are the cheap ones */
+	/* two digits a step, with 32-bit divisions once v fits */
 	while (v >= UINT64_C(100000000))
 	{
-		uint32_t	r = (uint32_t) (v % 100);
-
-		v /= 100;
 		n -= 2;
-		memcpy(tmp + n, pairs + 2 * r, 2);
+		memcpy(tmp + n, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
 	}
-	for (uint32_t w = (uint32_t) v;;)
+	for (w = (uint32_t) v; w >= 100; w /= 100)
 	{
-		if (w >= 10)
-		{
-			n -= 2;
-			memcpy(tmp + n, pairs + 2 * (w % 100), 2);
-			w /= 100;
-			if (w == 0)
-				break;
-		}
-		else
-		{
-			tmp[--n] = (char) ('0' + w);
-			break;
-		}
+		n -= 2;
+		memcpy(tmp + n, digit_pairs + 2 * (w % 100), 2);
 	}
+	if (w >= 10)
+	{
+		n -= 2;
+		memcpy(tmp + n, digit_pairs + 2 * w, 2);
+	}
+	else
+		tmp[--n] = (char) ('0' + w);
 	len = 20 - n < min_width ? min_width : 20 - n;
 	memset(p, '0', (size_t) (len - (20 - n)));
 	memcpy(p + len - (20 - n), tmp + n, (size_t) (20 - n));
@@ -421,7 +416,6 @@ j2date(int64_t jd, int *year, int *month, int *day)
 }
 
 #define POSTGRES_EPOCH_JDATE	2451545
-#define UNIX_EPOCH_JDATE		2440588
 #define USECS_PER_DAY			INT64_C(86400000000)
 
 static int64_t
@@ -1011,7 +1005,6 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 			return true;
 		case BYTEAOID:
 			{
-				static const char hex[] = "0123456789abcdef";
 				char	   *p = scratch_big(scratch, ilen * 2 + 3);
 
 				*text = p;
@@ -1019,8 +1012,8 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 				*p++ = 'x';
 				for (size_t i = 0; i < ilen; i++)
 				{
-					*p++ = hex[img[i] >> 4];
-					*p++ = hex[img[i] & 15];
+					*p++ = hex_lower[img[i] >> 4];
+					*p++ = hex_lower[img[i] & 15];
 				}
 				*len = p - *text;
 				return true;
@@ -1029,15 +1022,14 @@ dts_kfmt_value_text(const DtsColumn *col, const DtsValue *value,
 			if (ilen != 16)
 				goto bad;
 			{
-				static const char hex[] = "0123456789abcdef";
 				int			n = 0;
 
 				for (int i = 0; i < 16; i++)
 				{
 					if (i == 4 || i == 6 || i == 8 || i == 10)
 						out[n++] = '-';
-					out[n++] = hex[img[i] >> 4];
-					out[n++] = hex[img[i] & 15];
+					out[n++] = hex_lower[img[i] >> 4];
+					out[n++] = hex_lower[img[i] & 15];
 				}
 				*text = out;
 				*len = (size_t) n;
@@ -1202,20 +1194,23 @@ dts_kfmt_lsn_text(uint64_t lsn, char *buf)
 	return n;
 }
 
+/* UNIX times of years 1000 to 9999, the four-digit years */
+#define UNIX_SECS_YEAR_1000		INT64_C(-30610224000)
+#define UNIX_SECS_YEAR_10000	INT64_C(253402300800)
+
 int
 dts_kfmt_iso_utc(int64_t unix_secs, char *buf)
 {
-	int64_t		days = floor_div(unix_secs, 86400);
-	int64_t		secs = unix_secs - days * 86400;
-	int			y,
-				m,
-				d,
-				n;
+	int64_t		secs = unix_secs - DTS_PG_EPOCH_UNIX_SECS;
+	int64_t		days = floor_div(secs, 86400);
+	bool		bc;
+	int			n;
 
-	/* per record, so no gmtime_r() and strftime() but in years of other
-	 * than four digits, which strftime's %Y writes unpadded */
-	j2date(days + UNIX_EPOCH_JDATE, &y, &m, &d);
-	if (y < 1000 || y > 9999)
+	/*
+	 * Per record, so no gmtime_r() and strftime() but in years of other
+	 * than four digits, which strftime's %Y writes unpadded
+	 */
+	if (unix_secs < UNIX_SECS_YEAR_1000 || unix_secs >= UNIX_SECS_YEAR_10000)
 	{
 		time_t		t = (time_t) unix_secs;
 		struct tm	tm;
@@ -1224,19 +1219,9 @@ dts_kfmt_iso_utc(int64_t unix_secs, char *buf)
 			return put_str(buf, 0, "1970-01-01T00:00:00");
 		return (int) strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
 	}
-	n = put_digits(buf, (uint64_t) y, 4);
-	buf[n++] = '-';
-	n += put_2digits(buf + n, (uint64_t) m);
-	buf[n++] = '-';
-	n += put_2digits(buf + n, (uint64_t) d);
+	n = format_date(buf, days, &bc);
 	buf[n++] = 'T';
-	n += put_2digits(buf + n, (uint64_t) (secs / 3600));
-	buf[n++] = ':';
-	n += put_2digits(buf + n, (uint64_t) (secs / 60 % 60));
-	buf[n++] = ':';
-	n += put_2digits(buf + n, (uint64_t) (secs % 60));
-	buf[n] = '\0';
-	return n;
+	return n + format_time_of_day(buf + n, (secs - days * 86400) * 1000000);
 }
 
 /* ----------------------------------------------------------------
@@ -1331,7 +1316,6 @@ utf8_seq_len(const uint8_t *s, size_t avail)
 void
 dts_kfmt_json_escape(DtsWriteBuf *buf, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
 	const uint8_t *p = (const uint8_t *) s;
 	size_t		i = 0,
 				run = 0;
@@ -1381,7 +1365,7 @@ dts_kfmt_json_escape(DtsWriteBuf *buf, const char *s, size_t len)
 			default:
 				if (c < 0x20)
 				{
-					char		u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+					char		u[6] = {'\\', 'u', '0', '0', hex_lower[c >> 4], hex_lower[c & 15]};
 
 					dts_put_raw(buf, u, 6);
 				}
