@@ -22,7 +22,9 @@
 # runs with that environment; SHIP=path runs another build), PROFILE_LOG_MS
 # (500), PROFILE_DST_CONF (extra destination settings, one
 # per line, applied to every contender), PROFILE_SAME_DST (non-empty: one
-# destination cluster for all, instead of a fresh one for each contender).
+# destination cluster for all, instead of a fresh one for each contender),
+# BENCH_FULL_DST (bulkload: run.sh's bulk-load destination, wal_level =
+# minimal and max_wal_senders = 0, and psql --single-transaction).
 #
 set -euo pipefail
 
@@ -40,6 +42,18 @@ setup_dst_conf="log_min_duration_statement = $LOG_MS
 log_checkpoints = on
 log_min_messages = log
 ${PROFILE_DST_CONF:-}"
+dump_psql_opts=()
+case ${BENCH_FULL_DST:-} in
+	"") ;;
+	bulkload)
+		setup_dst_conf+=$'\nwal_level = minimal\nmax_wal_senders = 0'
+		dump_psql_opts=(--single-transaction)
+		;;
+	*)
+		echo "bench/fullsync/profile.sh: BENCH_FULL_DST must be empty or \"bulkload\", not \"$BENCH_FULL_DST\"" >&2
+		exit 2
+		;;
+esac
 # shellcheck source=bench/fullsync/setup.sh
 . "$root/bench/fullsync/setup.sh"
 echo "profile: $((bytes / 1048576)) MB of heap"
@@ -146,7 +160,7 @@ run_dump_pipe()
 	mkfifo "$out/fifo"
 	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' -f "$out/fifo" &
 	local dumper=$!
-	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" -f "$out/fifo" >/dev/null
+	/usr/bin/time -f "cpu %U %S" -a -o "$out/dump.time" "$bindir/psql" -X -q "${dump_psql_opts[@]}" -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" -f "$out/fifo" >/dev/null
 	wait "$dumper"
 	rm -f "$out/fifo"
 	fix_time "$out/dump.time"

@@ -33,8 +33,17 @@
 # create and zero-fill each one (BENCH_FULL_SAME_DST=1 shares one
 # destination, as before 2026-12-02, to show the difference).
 #
-# Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md),
-# BENCH_FULL_SAME_DST (empty).
+# BENCH_FULL_DST=bulkload runs the same on a destination set up the way
+# PostgreSQL's manual ("Populating a Database") advises for a bulk load:
+# wal_level = minimal and max_wal_senders = 0, for every contender; the
+# pg_dump contender then loads with psql --single-transaction, so that its
+# COPY, like pg_dts_ship's TRUNCATE + COPY FREEZE, goes into a table created
+# in the same transaction and writes no WAL.  The native subscription copies
+# into tables created before, so it writes WAL either way.
+#
+# Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md,
+# or results_bulkload.md with BENCH_FULL_DST=bulkload), BENCH_FULL_SAME_DST
+# (empty), BENCH_FULL_DST (empty or bulkload).
 #
 set -euo pipefail
 
@@ -44,7 +53,23 @@ bindir=$("$PG_CONFIG" --bindir)
 # The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
 ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
 GB=${BENCH_FULL_GB:-5}
-RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
+case ${BENCH_FULL_DST:-} in
+	"")
+		RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
+		dump_psql_opts=()
+		dst_label="the test harness's (\`wal_level = logical\`, as for a destination that is also a source)"
+		;;
+	bulkload)
+		RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results_bulkload.md}
+		setup_dst_conf=$'wal_level = minimal\nmax_wal_senders = 0'
+		dump_psql_opts=(--single-transaction)
+		dst_label="set up for a bulk load (\`wal_level = minimal\`, \`max_wal_senders = 0\`; PostgreSQL's \"Populating a Database\"), psql with \`--single-transaction\`"
+		;;
+	*)
+		echo "bench/fullsync/run.sh: BENCH_FULL_DST must be empty or \"bulkload\", not \"$BENCH_FULL_DST\"" >&2
+		exit 2
+		;;
+esac
 
 # shellcheck source=bench/fullsync/setup.sh
 . "$root/bench/fullsync/setup.sh"
@@ -105,7 +130,7 @@ settle
 walstate "before pg_dump | psql"
 t0=$(date +%s.%N)
 "$bindir/pg_dump" -d "$src_conn" -t 'public.big*' |
-	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" >/dev/null
+	"$bindir/psql" -X -q "${dump_psql_opts[@]}" -v ON_ERROR_STOP=1 -d "$dst_host dbname=d_dump" >/dev/null
 t1=$(date +%s.%N)
 dump_s=$(elapsed "$t0" "$t1")
 dump_check=$(check d_dump)
@@ -152,7 +177,7 @@ mbps()
 	echo "Produced by \`bench/fullsync/run.sh\` (\`make bench\`); see bench/README.md."
 	echo
 	echo "- run: $(date -u '+%Y-%m-%d %H:%M') UTC, pg_dts $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, source and destination on this machine"
-	echo "- destination: $([ -n "${BENCH_FULL_SAME_DST:-}" ] && echo "one cluster for all three (BENCH_FULL_SAME_DST)" || echo "a fresh cluster for each contender")"
+	echo "- destination: $([ -n "${BENCH_FULL_SAME_DST:-}" ] && echo "one cluster for all three (BENCH_FULL_SAME_DST)" || echo "a fresh cluster for each contender"); its configuration: $dst_label"
 	echo "- 4 tables of $rows rows: $size on disk with their primary keys ($((bytes / 1048576)) MB of heap)"
 	echo
 	echo "| contender | seconds | heap MB/s | destination |"
