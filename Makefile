@@ -15,7 +15,8 @@
 #				ends with one line "N passed, N failed"
 #	demo		deps, build, install, then tools/demo.sh
 #	bench		deps (with wal2json), build, install, then bench/*/run.sh:
-#				decode, ship, pgsync, kafka (three ways), fullsync
+#				decode, ship, pgsync, kafka (three ways), fullsync (twice:
+#				the harness's destination, and one set up for a bulk load)
 #
 # Use "make PG_CONFIG=/path/to/pg_config" to build against another server.
 #
@@ -241,3 +242,4 @@ bench: deps-bench
 	PG_CONFIG=$(PG_CONFIG) BENCH_HOST=127.0.0.1 BENCH_RESULTS=$${BENCH_RESULTS:-bench/kafka/results_tcp.md} bench/kafka/run.sh
 	PG_CONFIG=$(PG_CONFIG) BENCH_PIN=1 BENCH_RESULTS=$${BENCH_RESULTS:-bench/kafka/results_pinned.md} bench/kafka/run.sh
 	PG_CONFIG=$(PG_CONFIG) bench/fullsync/run.sh
+	PG_CONFIG=$(PG_CONFIG) BENCH_FULL_DST=bulkload BENCH_RESULTS=$${BENCH_RESULTS:-bench/fullsync/results_bulkload.md} bench/fullsync/run.sh
