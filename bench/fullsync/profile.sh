@@ -23,8 +23,7 @@
 # (500), PROFILE_DST_CONF (extra destination settings, one
 # per line, applied to every contender), PROFILE_SAME_DST (non-empty: one
 # destination cluster for all, instead of a fresh one for each contender),
-# BENCH_FULL_DST (bulkload: run.sh's bulk-load destination, wal_level =
-# minimal and max_wal_senders = 0, and psql --single-transaction).
+# BENCH_FULL_DST (bulkload: run.sh's bulk-load destination, setup.sh).
 #
 set -euo pipefail
 
@@ -42,18 +41,6 @@ setup_dst_conf="log_min_duration_statement = $LOG_MS
 log_checkpoints = on
 log_min_messages = log
 ${PROFILE_DST_CONF:-}"
-dump_psql_opts=()
-case ${BENCH_FULL_DST:-} in
-	"") ;;
-	bulkload)
-		setup_dst_conf+=$'\nwal_level = minimal\nmax_wal_senders = 0'
-		dump_psql_opts=(--single-transaction)
-		;;
-	*)
-		echo "bench/fullsync/profile.sh: BENCH_FULL_DST must be empty or \"bulkload\", not \"$BENCH_FULL_DST\"" >&2
-		exit 2
-		;;
-esac
 # shellcheck source=bench/fullsync/setup.sh
 . "$root/bench/fullsync/setup.sh"
 echo "profile: $((bytes / 1048576)) MB of heap"

@@ -34,12 +34,11 @@
 # destination, as before 2026-12-02, to show the difference).
 #
 # BENCH_FULL_DST=bulkload runs the same on a destination set up the way
-# PostgreSQL's manual ("Populating a Database") advises for a bulk load:
-# wal_level = minimal and max_wal_senders = 0, for every contender; the
-# pg_dump contender then loads with psql --single-transaction, so that its
-# COPY, like pg_dts_ship's TRUNCATE + COPY FREEZE, goes into a table created
-# in the same transaction and writes no WAL.  The native subscription copies
-# into tables created before, so it writes WAL either way.
+# PostgreSQL's manual ("Populating a Database") advises for a bulk load
+# (setup.sh): wal_level = minimal and max_wal_senders = 0, for every
+# contender, and the pg_dump contender loads with psql --single-transaction.
+# The native subscription copies into tables created before, so it writes
+# WAL either way.
 #
 # Environment: BENCH_FULL_GB (5), BENCH_RESULTS (bench/fullsync/results.md,
 # or results_bulkload.md with BENCH_FULL_DST=bulkload), BENCH_FULL_SAME_DST
@@ -53,23 +52,11 @@ bindir=$("$PG_CONFIG" --bindir)
 # The shipper under test: PG_DTS_SHIP (a build of another tree), else the installed one.
 ship=${PG_DTS_SHIP:-$bindir/pg_dts_ship}
 GB=${BENCH_FULL_GB:-5}
-case ${BENCH_FULL_DST:-} in
-	"")
-		RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
-		dump_psql_opts=()
-		dst_label="the test harness's (\`wal_level = logical\`, as for a destination that is also a source)"
-		;;
-	bulkload)
-		RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results_bulkload.md}
-		setup_dst_conf=$'wal_level = minimal\nmax_wal_senders = 0'
-		dump_psql_opts=(--single-transaction)
-		dst_label="set up for a bulk load (\`wal_level = minimal\`, \`max_wal_senders = 0\`; PostgreSQL's \"Populating a Database\"), psql with \`--single-transaction\`"
-		;;
-	*)
-		echo "bench/fullsync/run.sh: BENCH_FULL_DST must be empty or \"bulkload\", not \"$BENCH_FULL_DST\"" >&2
-		exit 2
-		;;
-esac
+if [ "${BENCH_FULL_DST:-}" = bulkload ]; then
+	RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results_bulkload.md}
+else
+	RESULTS=${BENCH_RESULTS:-$root/bench/fullsync/results.md}
+fi
 
 # shellcheck source=bench/fullsync/setup.sh
 . "$root/bench/fullsync/setup.sh"

@@ -9,8 +9,15 @@
 # Sourced, not run.  The caller sets root, bindir and GB; optionally
 # setup_label (the prefix of its messages), setup_dst_conf (extra
 # destination settings, one per line) and setup_keep (non-empty: leave the
-# clusters and $out behind).  Sets src_dir, dst_dir and dst_host (dst_new
-# changes both), out, src_conn, bytes (heap bytes of the four tables), size
+# clusters and $out behind).  BENCH_FULL_DST=bulkload (from the
+# environment) sets the destination up for a bulk load, as PostgreSQL's
+# manual ("Populating a Database") advises: wal_level = minimal and
+# max_wal_senders = 0 are added to setup_dst_conf, and dump_psql_opts (the
+# pg_dump contender's psql options) gets --single-transaction, so that its
+# COPY, like pg_dts_ship's TRUNCATE + COPY FREEZE, goes into a table created
+# in the same transaction and writes no WAL; dst_label says which
+# configuration the destination has.  Sets src_dir, dst_dir and dst_host
+# (dst_new changes both), out, src_conn, bytes (heap bytes of the four tables), size
 # (their total size with indexes, pretty), the functions S (psql on the
 # source), D DB (psql on a destination database) and dst_new, and an EXIT
 # trap that stops and removes both clusters; and the floor's steps
@@ -20,6 +27,21 @@
 . "$root/tools/pgcluster.sh"
 
 setup_label=${setup_label:-bench}
+case ${BENCH_FULL_DST:-} in
+	"")
+		dump_psql_opts=()
+		dst_label="the test harness's (\`wal_level = logical\`, as for a destination that is also a source)"
+		;;
+	bulkload)
+		setup_dst_conf="${setup_dst_conf:+$setup_dst_conf$'\n'}"$'wal_level = minimal\nmax_wal_senders = 0'
+		dump_psql_opts=(--single-transaction)
+		dst_label="set up for a bulk load (\`wal_level = minimal\`, \`max_wal_senders = 0\`; PostgreSQL's \"Populating a Database\"), psql with \`--single-transaction\`"
+		;;
+	*)
+		echo "$setup_label: BENCH_FULL_DST must be empty or \"bulkload\", not \"$BENCH_FULL_DST\"" >&2
+		exit 2
+		;;
+esac
 conf=("shared_buffers = 1GB" "max_wal_size = 50GB" "checkpoint_timeout = 1h"
 	"autovacuum = off" "max_logical_replication_workers = 8"
 	"max_sync_workers_per_subscription = 4" "max_worker_processes = 16")

@@ -9,15 +9,14 @@
 #	  whole-table path (BEGIN; TRUNCATE ONLY; COPY ... FREEZE; COMMIT) is such
 #	  a transaction, and the primary key built after it is a new index, so
 #	  the whole schema + full sync of a table must write far less WAL than
-#	  the table's size.  The same task against a destination with wal_level
-#	  = logical writes WAL of the order of the table's size (over half of it:
-#	  a multi-insert record's tuple headers are smaller than the heap's),
-#	  and so does the task
-#	  with "parallel": {"freeze": false} (a plain COPY into the table that
-#	  pre-data created in an earlier transaction) on the minimal one: the
-#	  saving comes from the TRUNCATE + COPY path and from the destination's
-#	  setting, not from anything else.  Every destination ends with the
-#	  source's rows.
+#	  the table's size.  Two runs write WAL of the order of the table's size
+#	  (over half of it: a multi-insert record's tuple headers are smaller
+#	  than the heap's): the same task against a destination with wal_level
+#	  = logical, and the task with "parallel": {"freeze": false} (a plain
+#	  COPY into the table that pre-data created in an earlier transaction)
+#	  on the minimal one.  So the saving comes from the TRUNCATE + COPY path
+#	  and from the destination's setting together.  Every destination ends
+#	  with the source's rows and its primary key.
 #
 use strict;
 use warnings;
