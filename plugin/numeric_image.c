@@ -84,7 +84,12 @@ read_numeric(Datum value, NumericParts *n)
 	{
 		n->sign = header & NUMERIC_EXT_SIGN_MASK;
 		n->weight = 0;
-		n->dscale = 0;
+		/*
+		 * numeric_send() reads a special value's header as a short one's
+		 * (NUMERIC_DSCALE()): its image says dscale 32 for the infinities,
+		 * 0 for NaN.  Receivers ignore it; we send the same bytes.
+		 */
+		n->dscale = (header & NUMERIC_SHORT_DSCALE_MASK) >> NUMERIC_SHORT_DSCALE_SHIFT;
 		n->ndigits = 0;
 	}
 	else if (is_short)
@@ -103,6 +108,23 @@ read_numeric(Datum value, NumericParts *n)
 	}
 }
 
+/* Appends the image of n: ndigits, weight, sign, dscale, digits */
+static void
+put_image(DtsWriteBuf *buf, const NumericParts *n)
+{
+	uint8_t    *out;
+
+	dts_reserve(buf, 8 + 2 * (size_t) n->ndigits);
+	out = buf->data + buf->len;
+	put_be16(out, (uint16) n->ndigits);
+	put_be16(out + 2, (uint16) n->weight);
+	put_be16(out + 4, n->sign);
+	put_be16(out + 6, n->dscale);
+	for (int i = 0; i < n->ndigits; i++)
+		put_be16(out + 8 + 2 * i, read_uint16(n->digits + 2 * i));
+	buf->len += 8 + 2 * (size_t) n->ndigits;
+}
+
 /*
  * Writes the numeric_send() image of value as a frame string: ndigits,
  * weight, sign, dscale, then the base-10000 digits, all int16 big-endian.
@@ -111,19 +133,29 @@ void
 pg_dts_put_numeric_image(DtsWriteBuf *buf, Datum value)
 {
 	NumericParts n;
-	uint8_t    *out;
 
 	read_numeric(value, &n);
 	dts_put_varint(buf, 8 + 2 * (size_t) n.ndigits);
-	dts_reserve(buf, 8 + 2 * (size_t) n.ndigits);
-	out = buf->data + buf->len;
-	put_be16(out, (uint16) n.ndigits);
-	put_be16(out + 2, (uint16) n.weight);
-	put_be16(out + 4, n.sign);
-	put_be16(out + 6, n.dscale);
-	for (int i = 0; i < n.ndigits; i++)
-		put_be16(out + 8 + 2 * i, read_uint16(n.digits + 2 * i));
-	buf->len += 8 + 2 * (size_t) n.ndigits;
+	put_image(buf, &n);
+}
+
+/*
+ * Writes the same image as a binary COPY field: its length as a
+ * big-endian int32, then the image.
+ */
+void
+pg_dts_put_numeric_copy_field(DtsWriteBuf *buf, Datum value)
+{
+	NumericParts n;
+	uint32		len;
+
+	read_numeric(value, &n);
+	len = 8 + 2 * (uint32) n.ndigits;
+	dts_reserve(buf, 4);
+	put_be16(buf->data + buf->len, (uint16) (len >> 16));
+	put_be16(buf->data + buf->len + 2, (uint16) len);
+	buf->len += 4;
+	put_image(buf, &n);
 }
 
 /* The base-10000 digit at place i (0 = the first stored digit), 0 outside. */

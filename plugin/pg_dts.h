@@ -193,6 +193,7 @@ extern void pg_dts_put_jsonb(PgDtsData *data, Datum value, bool send_image);
 
 /* numeric_image.c */
 extern void pg_dts_put_numeric_image(DtsWriteBuf *buf, Datum value);
+extern void pg_dts_put_numeric_copy_field(DtsWriteBuf *buf, Datum value);
 extern void pg_dts_put_numeric_text(DtsWriteBuf *buf, Datum value);
 extern void pg_dts_append_numeric_text(DtsWriteBuf *buf, Datum value);
 

@@ -3,11 +3,14 @@
  * copy_relay.c
  *	  The full sync's relay of one COPY from the source to the destination.
  *
- * The source sends one CopyData message per row.  The relay gathers them
- * into chunks of DTS_COPY_RELAY_MESSAGE_BYTES and hands each chunk to the
- * destination as one CopyData message (COPY FROM reads a byte stream, so
- * message boundaries do not matter to it, and each message costs its
- * backend a round through the protocol layer).
+ * A plain COPY TO sends one CopyData message per row.  The relay gathers
+ * them into chunks of DTS_COPY_RELAY_MESSAGE_BYTES and hands each chunk to
+ * the destination as one CopyData message (COPY FROM reads a byte stream,
+ * so message boundaries do not matter to it, and each message costs its
+ * backend a round through the protocol layer).  When the source serves
+ * the rows through dts.copy_rows() (plugin/copy_rows_sql.c), each message
+ * is already a chunk of many rows, wrapped as one bytea; the relay takes
+ * the rows out of the wrapping and passes them on as they are.
  *
  * Both sides run at once in one thread: the destination's connection is
  * put in nonblocking mode, and the relay polls the source for input and
@@ -33,6 +36,8 @@
 
 /* Poll timeout: the progress callback also runs this often when idle */
 #define RELAY_IDLE_MS	1000
+/* Signature (11 bytes), flags and header extension length (int32 each) */
+#define DTS_COPY_BINARY_HEADER_BYTES	19
 
 struct DtsRelayChunk
 {
@@ -90,9 +95,9 @@ new_chunk(DtsCopyRelay *relay, size_t cap)
 	return c;
 }
 
-/* Appends one CopyData message of the source to the queue */
+/* Appends n bytes of COPY data holding rows rows to the queue */
 static void
-queue_message(DtsCopyRelay *relay, const char *buf, size_t n)
+queue_bytes(DtsCopyRelay *relay, const char *buf, size_t n, int64_t rows)
 {
 	DtsRelayChunk *t = relay->tail;
 
@@ -110,12 +115,82 @@ queue_message(DtsCopyRelay *relay, const char *buf, size_t n)
 	memcpy(t->data + t->len, buf, n);
 	t->len += n;
 	relay->queued += n;
-
-	/* one message per row, but binary COPY's trailer (int16 -1) too */
-	if (!(n == 2 && (unsigned char) buf[0] == 0xFF &&
-		  (unsigned char) buf[1] == 0xFF))
-		relay->rows++;
+	relay->rows += rows;
+	relay->rows_total += rows;
 	relay->bytes += n;
+}
+
+/* Whether buf is binary COPY's trailer (int16 -1) */
+static inline bool
+is_trailer(const char *buf, size_t n)
+{
+	return n == 2 && (unsigned char) buf[0] == 0xFF &&
+		(unsigned char) buf[1] == 0xFF;
+}
+
+static inline uint32_t
+read_be32(const char *p)
+{
+	const unsigned char *u = (const unsigned char *) p;
+
+	return (uint32_t) u[0] << 24 | (uint32_t) u[1] << 16 |
+		(uint32_t) u[2] << 8 | u[3];
+}
+
+/*
+ * A message of dts.copy_rows()'s COPY: binary COPY's header (first
+ * message only), then one tuple of one bytea field (int16 1, int32 length,
+ * the chunk: int32 rows, then the rows' tuples), or the trailer.  The
+ * header, the chunk's tuples and the trailer go on to the destination.
+ */
+static int
+queue_chunk(DtsCopyRelay *relay, const char *buf, size_t n,
+			const char *what, DtsError *err)
+{
+	size_t		len;
+
+	if (!relay->header_seen)
+	{
+		if (n < DTS_COPY_BINARY_HEADER_BYTES ||
+			memcmp(buf, "PGCOPY\n\377\r\n\0", 11) != 0 ||
+			read_be32(buf + 15) != 0)
+			goto bad;
+		queue_bytes(relay, buf, DTS_COPY_BINARY_HEADER_BYTES, 0);
+		buf += DTS_COPY_BINARY_HEADER_BYTES;
+		n -= DTS_COPY_BINARY_HEADER_BYTES;
+		relay->header_seen = true;
+		if (n == 0)
+			return 0;
+	}
+	if (is_trailer(buf, n))
+	{
+		queue_bytes(relay, buf, n, 0);
+		return 0;
+	}
+	if (n < 10 || buf[0] != 0 || buf[1] != 1)
+		goto bad;
+	len = read_be32(buf + 2);
+	if (len != n - 6 || len < 4)
+		goto bad;
+	queue_bytes(relay, buf + 10, n - 10, (int64_t) read_be32(buf + 6));
+	return 0;
+
+bad:
+	return dts_error_set(err, DTS_ERROR_OTHER,
+						 "%s: unexpected COPY data from dts.copy_rows() on "
+						 "the source (a message of %zu bytes)", what, n);
+}
+
+/* Appends one CopyData message of the source to the queue */
+static int
+queue_message(DtsCopyRelay *relay, const char *buf, size_t n,
+			  const char *what, DtsError *err)
+{
+	if (relay->chunked)
+		return queue_chunk(relay, buf, n, what, err);
+	/* one message per row, but binary COPY's trailer (int16 -1) too */
+	queue_bytes(relay, buf, n, is_trailer(buf, n) ? 0 : 1);
+	return 0;
 }
 
 /* The oldest chunk leaves the queue; a chunk of the usual size is kept */
@@ -178,8 +253,11 @@ take_source(DtsCopyRelay *relay, PGconn *src, bool *src_done,
 
 		if (n > 0)
 		{
-			queue_message(relay, buf, (size_t) n);
+			int			rc = queue_message(relay, buf, (size_t) n, what, err);
+
 			PQfreemem(buf);
+			if (rc < 0)
+				return -1;
 			continue;
 		}
 		if (n == -1)
@@ -249,6 +327,8 @@ dts_copy_relay_run(DtsCopyRelay *relay, PGconn *src, PGconn *dst,
 	bool		pending = false;
 	int			rc = -1;
 
+	relay->header_seen = false;
+	relay->rows_total = 0;
 	if (PQsetnonblocking(dst, 1) != 0)
 		return conn_failed(dst, what, err);
 	for (;;)

@@ -41,13 +41,22 @@ typedef struct DtsCopyRelay
 {
 	DtsCopyRelayProgress progress;
 	void	   *arg;
+
+	/*
+	 * The source runs COPY (SELECT dts.copy_rows(query)) TO STDOUT (FORMAT
+	 * binary): each of its rows is one chunk of many binary COPY tuples
+	 * after their count, which the relay unwraps (set before each run).
+	 */
+	bool		chunked;
 	/* private */
+	bool		header_seen;	/* chunked: binary COPY's header passed on */
 	DtsRelayChunk *head;		/* oldest queued chunk: sent next */
 	DtsRelayChunk *tail;		/* filling */
 	DtsRelayChunk *spare;		/* sent chunks, for reuse */
 	size_t		queued;			/* bytes in head..tail */
 	int64_t		rows;			/* not yet reported */
 	int64_t		bytes;
+	int64_t		rows_total;		/* this run's rows */
 } DtsCopyRelay;
 
 extern void dts_copy_relay_init(DtsCopyRelay *relay,
@@ -58,7 +67,7 @@ extern void dts_copy_relay_init(DtsCopyRelay *relay,
  * destination and flushed.  Both connections must be in their COPY state;
  * neither COPY is finished here (PQgetResult on the source, PQputCopyEnd on
  * the destination are the caller's).  Returns 0, or -1 with err set
- * ("what: reason").
+ * ("what: reason").  relay->rows_total is then the run's row count.
  */
 extern int	dts_copy_relay_run(DtsCopyRelay *relay, PGconn *src, PGconn *dst,
 							   const char *what, DtsError *err);

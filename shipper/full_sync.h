@@ -54,6 +54,10 @@ typedef struct DtsFullSyncOptions
 								 * whole with TRUNCATE + COPY ... FREEZE
 								 * (docs/pg-sync.md); default true; false =
 								 * a plain COPY for every table */
+	bool		chunked;		/* have the source serve the rows through
+								 * dts.copy_rows() when it has the pg_dts
+								 * extension; default true; false = always
+								 * COPY ... TO STDOUT */
 } DtsFullSyncOptions;
 
 /* What a full sync did */
@@ -71,7 +75,7 @@ typedef struct DtsFullSyncResult
 
 /*
  * Sets every option to its default (DTS_FULL_SYNC_*_DEFAULT, progress NULL,
- * freeze true)
+ * freeze and chunked true)
  */
 extern void dts_full_sync_options_init(DtsFullSyncOptions *opts);
 

@@ -292,6 +292,13 @@ dts_pgtask_initial_sync(DtsConnParams *params, const DtsTask *task,
 			dts_log_info("full sync of task \"%s\": every table is copied "
 						 "with a plain COPY, without TRUNCATE and FREEZE (%s)",
 						 task->name, why);
+		fopts.chunked = parallel_switch(task->chunked_copy, "chunked_copy",
+										"PG_DTS_FULL_SYNC_NO_CHUNKED_COPY",
+										why, sizeof(why));
+		if (!fopts.chunked)
+			dts_log_info("full sync of task \"%s\": the source sends the "
+						 "rows with a plain COPY TO, not through "
+						 "dts.copy_rows() (%s)", task->name, why);
 		/* each table's indexes as soon as it is copied (schema_sync.h) */
 		if (schema)
 		{

@@ -447,8 +447,26 @@ check_extension(Precheck *pc)
 					"SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_dts'",
 					NULL, &isnull);
 	if (version != NULL)
-		report(pc, CHECK_PASS, "extension", "pg_dts %s is installed",
-			   version);
+	{
+		bool		none;
+		char	   *avail = fetch(pc,
+								  "SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'pg_dts'",
+								  NULL, &none);
+
+		if (avail != NULL && strcmp(avail, version) != 0)
+		{
+			report(pc, CHECK_WARN, "extension",
+				   "pg_dts %s is installed, but the server's files are of %s: "
+				   "what %s adds is missing (1.1: dts.copy_rows(), which makes "
+				   "the full sync's copy cheaper on the source)",
+				   version, avail, avail);
+			fix(pc, "ALTER EXTENSION pg_dts UPDATE;");
+		}
+		else
+			report(pc, CHECK_PASS, "extension", "pg_dts %s is installed",
+				   version);
+		free(avail);
+	}
 	else if (isnull)
 	{
 		bool		available;

@@ -86,7 +86,8 @@ static const char *const throttle_keys[] = {
 	"rows_per_second", "mb_per_second", NULL
 };
 static const char *const parallel_keys[] = {
-	"full_sync_workers", "post_data_jobs", "early_indexes", "freeze", NULL
+	"full_sync_workers", "post_data_jobs", "early_indexes", "freeze",
+	"chunked_copy", NULL
 };
 
 static const char *const dml_words[] = {
@@ -682,7 +683,9 @@ parse_throttle(TaskParser *p, json_t *v)
  * about what the full sync does on the destination while it copies:
  * "early_indexes" (indexes built as each table is copied, on connections
  * of their own) and "freeze" (TRUNCATE + COPY ... FREEZE, under an ACCESS
- * EXCLUSIVE lock); left out = DTS_SWITCH_UNSET.
+ * EXCLUSIVE lock), and one about the source: "chunked_copy" (the rows
+ * served by dts.copy_rows() when the source has it); left out =
+ * DTS_SWITCH_UNSET.
  */
 static int
 parse_parallel(TaskParser *p, json_t *v)
@@ -708,6 +711,10 @@ parse_parallel(TaskParser *p, json_t *v)
 		return -1;
 	if ((item = json_object_get(v, "freeze")) != NULL &&
 		get_switch(p, "parallel.freeze", item, &p->task->freeze) < 0)
+		return -1;
+	if ((item = json_object_get(v, "chunked_copy")) != NULL &&
+		get_switch(p, "parallel.chunked_copy", item,
+				   &p->task->chunked_copy) < 0)
 		return -1;
 	return 0;
 }

@@ -138,6 +138,7 @@ typedef struct DtsTask
 	 */
 	DtsSwitch	early_indexes;
 	DtsSwitch	freeze;
+	DtsSwitch	chunked_copy;
 
 	/* phases, in order; default just DTS_SYNC_INCREMENTAL */
 	DtsSyncPhase sync[DTS_SYNC_MAX_PHASES];
