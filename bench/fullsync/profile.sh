@@ -79,7 +79,7 @@ measure()
 	local name=$1 db=$2; shift 2
 	local s0 d0 k0 w0 t0 t1 s1 d1 k1 w1 lsn0 ck0 bc0 bcl0 bb0 lsn1 ck1 bc1 bcl1 bb1 wal
 	D postgres -c "CHECKPOINT"
-	sync
+	cache_settle
 	sleep 1
 	read -r lsn0 ck0 bc0 bcl0 bb0 < <(dst_stats)
 	s0=$(cluster_cpu "$src_dir") d0=$(cluster_cpu "$dst_dir") w0=$(disk_mb)

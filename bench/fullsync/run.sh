@@ -26,8 +26,9 @@
 #				reach here (the source's CPU, which shares the machine in a
 #				real run, is left out: a loose bound).
 # Each destination database is compared with the source after its run.
-# Before each contender the destination is checkpointed and synced (not
-# timed).  A fresh destination each (setup.sh's dst_new), not one for all:
+# Before each contender the destination is checkpointed and synced, and the
+# page cache dropped and the source's tables read back into it (setup.sh's
+# cache_settle), not timed.  A fresh destination each (setup.sh's dst_new), not one for all:
 # a checkpoint after a contender's load recycles its WAL segments, and the
 # next contender then writes into ready segments while the first had to
 # create and zero-fill each one (BENCH_FULL_SAME_DST=1 shares one
@@ -64,12 +65,14 @@ echo "bench: source tables: $size with indexes"
 
 # Each contender starts from a clean destination: a fresh cluster (unless
 # BENCH_FULL_SAME_DST), checkpointed and synced (not timed), so that none
-# pays for writing out another's buffers or reuses another's WAL segments.
+# pays for writing out another's buffers or reuses another's WAL segments;
+# and from the same page cache (cache_settle), so that none pays for
+# reclaiming what the load left cached.
 settle()
 {
 	[ -n "${BENCH_FULL_SAME_DST:-}" ] || dst_new
 	D postgres -c "CHECKPOINT" >/dev/null
-	sync
+	cache_settle
 }
 
 # walstate LABEL: the destination's WAL segment files on disk (recycled ones

@@ -20,8 +20,9 @@
 # (dst_new changes both), out, src_conn, bytes (heap bytes of the four tables), size
 # (their total size with indexes, pretty), the functions S (psql on the
 # source), D DB (psql on a destination database) and dst_new, and an EXIT
-# trap that stops and removes both clusters; and the floor's steps
-# (floor_write_files, floor_pre_data, floor_load, floor_remove_files).
+# trap that stops and removes both clusters; the floor's steps
+# (floor_write_files, floor_pre_data, floor_load, floor_remove_files); and
+# cache_settle (the same page cache before each contender).
 
 # shellcheck source=tools/pgcluster.sh
 . "$root/tools/pgcluster.sh"
@@ -92,7 +93,7 @@ dst_new()
 # about 250 bytes a row on disk: rows per table for GB gigabytes in four
 rows=$(awk -v gb="$GB" 'BEGIN { printf "%d", gb * 1024 * 1024 * 1024 / 250 / 4 }')
 echo "$setup_label: loading 4 tables of $rows rows (~${GB} GB)"
-S -c "CREATE EXTENSION pg_dts"
+S -c "CREATE EXTENSION pg_dts" -c "CREATE EXTENSION pg_prewarm"
 for t in 1 2 3 4; do
 	S <<SQL &
 CREATE TABLE big$t (id bigint, a int, b text, c timestamptz, d numeric(12,2), e text, f bytea);
@@ -150,4 +151,29 @@ floor_load()
 floor_remove_files()
 {
 	rm -rf "$floor_dir"
+}
+
+# cache_settle: the same memory for every contender.  After the load the
+# page cache holds the source's WAL, heap and indexes and little memory is
+# free, so the first contender's destination took its ~13 GB of new pages
+# by reclaiming cached ones, in its own backends (as CPU: 78-94 CPU-s of
+# destination against 64-81 for the same runs later, bench/README.md),
+# while every later one found the memory the previous destination had
+# freed.  So before each contender: write out and drop the clean page
+# cache (as root; else say so, once), then read back what the contender
+# reads: the source's tables and keys (pg_prewarm's 'read' mode, into the
+# OS cache) and the floor's files when they exist.
+cache_settle()
+{
+	sync
+	if [ -w /proc/sys/vm/drop_caches ]; then
+		echo 1 >/proc/sys/vm/drop_caches
+	elif [ -z "${cache_settle_warned:-}" ]; then
+		echo "$setup_label: not root: the page cache is not dropped between contenders (the first one may pay for reclaiming it)" >&2
+		cache_settle_warned=1
+	fi
+	S -Atc "SELECT sum(pg_prewarm(c.oid, 'read')) FROM pg_class c WHERE c.relname LIKE 'big_' OR c.relname LIKE 'big__pkey'" >/dev/null
+	if [ -d "$floor_dir" ]; then
+		pgc_as_server cat "$floor_dir"/big?.bin >/dev/null
+	fi
 }
